@@ -1,0 +1,54 @@
+"""Checks of command-line overrides before Hydra sees them, so a mistake costs one line.
+
+Hydra would report an unknown key or a badly typed value as several lines of
+OmegaConf detail; here each becomes `error: KEY=VALUE: WHAT IS ALLOWED` and exit code 2.
+The composed config is checked again in full (`config.validate`) when a job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from mlpjax import config
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
+
+
+def _group_options(group: str) -> list[str]:
+    return sorted(f[: -len(".yaml")] for f in os.listdir(os.path.join(CONF_DIR, group)) if f.endswith(".yaml"))
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Raise ConfigError for the first override whose key is unknown or whose value is not allowed."""
+    try:
+        args, _ = get_args_parser().parse_known_args(argv)
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except Exception:
+        return  # a syntax error: Hydra's own message names the override
+    groups = {d for d in os.listdir(CONF_DIR) if os.path.isdir(os.path.join(CONF_DIR, d))}
+    for o in overrides:
+        key = o.key_or_group
+        if key.startswith("hydra") or o.is_delete():
+            continue
+        values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+        if key in groups:
+            allowed = _group_options(key)
+            for v in values:
+                if v not in allowed:
+                    raise config.ConfigError(f"{key}={v!r}: must be one of {', '.join(allowed)} (files in conf/{key}/)")
+            continue
+        for v in values:
+            config.check(key, v)
+
+
+def preflight(argv: list[str]) -> None:
+    """`check_overrides`, ending the process with one line on stderr and exit code 2."""
+    try:
+        check_overrides(argv)
+    except config.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,170 @@
+"""The typed configuration schema and the validation of every user-facing option.
+
+Hydra composes `conf/config.yaml` on top of `Config` (registered as `base_config`).
+Options that take one of several shapes (`optim.lr`: a number or a list; `data.batch_size`:
+an integer or `full`) are typed `Any` for OmegaConf and checked here, so that every bad
+value ends in one line: `error: KEY=VALUE: WHAT IS ALLOWED`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from mlpjax import cost, model
+
+SHUFFLES = ("shared", "per_model")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [16, 16])
+    activation: str = "sigmoid"
+    init: str = "lecun"
+    cost: str = "quadratic"
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    lr: Any = 1.0  # a number, or a list of numbers trained together as one group
+    momentum: float = 0.0
+
+
+@dataclasses.dataclass
+class DataConfig:
+    batch_size: Any = 10  # an integer, or "full" for full-batch gradient descent
+    idx_dir: Optional[str] = None  # folder with the four IDX files; None: tfds download
+    data_dir: str = "~/tensorflow_datasets"  # where tfds keeps the prepared dataset
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 30
+    seeds: int = 1  # networks per learning rate: seeds seed, seed+1, …, seed+seeds-1
+    shuffle: str = "shared"  # one data order for the whole group, or one per network
+    max_group: int = 0  # most networks compiled into one program; 0: as many as memory allows
+
+
+@dataclasses.dataclass
+class Config:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    seed: int = 0
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+class ConfigError(Exception):
+    """A user's configuration mistake; the message is one line."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v in allowed else f"one of {', '.join(allowed)}"
+
+
+def _int_at_least(low: int) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if _is_int(v) and v >= low else f"an integer >= {low}"
+
+
+def _check_hidden(v: Any) -> Optional[str]:
+    ok = isinstance(v, (list, tuple, ListConfig)) and all(_is_int(h) and h >= 1 for h in v)
+    return None if ok else "a list of layer sizes, each an integer >= 1, e.g. [16,16] or []"
+
+
+def _check_lr(v: Any) -> Optional[str]:
+    values = list(v) if isinstance(v, (list, tuple, ListConfig)) else [v]
+    ok = len(values) > 0 and all(_is_number(x) and x > 0 for x in values)
+    return None if ok else "a number > 0, or a non-empty list of them, e.g. 3.0 or [0.1,1,3]"
+
+
+def _check_momentum(v: Any) -> Optional[str]:
+    return None if _is_number(v) and 0 <= v < 1 else "a number in [0, 1)"
+
+
+def _check_batch_size(v: Any) -> Optional[str]:
+    return None if v == "full" or (_is_int(v) and v >= 1) else "an integer >= 1, or full"
+
+
+def _check_idx_dir(v: Any) -> Optional[str]:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not os.path.isdir(os.path.expanduser(v)):
+        return "an existing folder holding the four MNIST IDX files (or null to download through tfds)"
+    return None
+
+
+def _check_str(v: Any) -> Optional[str]:
+    return None if isinstance(v, str) and v else "a path"
+
+
+# Every user-facing key and its check; a check returns None or what is allowed.
+CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
+    "model.hidden": _check_hidden,
+    "model.activation": _choice(tuple(model.ACTIVATIONS)),
+    "model.init": _choice(model.INITS),
+    "model.cost": _choice(cost.COSTS),
+    "optim.lr": _check_lr,
+    "optim.momentum": _check_momentum,
+    "data.batch_size": _check_batch_size,
+    "data.idx_dir": _check_idx_dir,
+    "data.data_dir": _check_str,
+    "train.epochs": _int_at_least(1),
+    "train.seeds": _int_at_least(1),
+    "train.shuffle": _choice(SHUFFLES),
+    "train.max_group": _int_at_least(0),
+    "seed": _int_at_least(0),
+}
+
+
+def check(key: str, value: Any) -> None:
+    """Raise ConfigError if `value` is not allowed for `key` (or `key` is unknown)."""
+    if key not in CHECKS:
+        raise ConfigError(f"unknown key {key!r}; known keys: {', '.join(CHECKS)}")
+    allowed = CHECKS[key](value)
+    if allowed is not None:
+        shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        raise ConfigError(f"{key}={shown!r}: must be {allowed}")
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, key, throw_on_missing=True)
+    except Exception as e:  # an interpolation that cannot resolve, e.g. a missing env var
+        raise ConfigError(f"{key}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every user-facing option of a composed config; raise ConfigError on the first bad one."""
+    for key in CHECKS:
+        check(key, _select(cfg, key))
+
+
+def learning_rates(cfg: DictConfig) -> list[float]:
+    lr = cfg.optim.lr
+    return [float(x) for x in lr] if isinstance(lr, (list, tuple, ListConfig)) else [float(lr)]
+
+
+def batch_size(cfg: DictConfig, n_train: int) -> int:
+    """The mini-batch size in examples; `full` is the whole training set."""
+    bs = cfg.data.batch_size
+    if bs == "full":
+        return n_train
+    if bs > n_train:
+        raise ConfigError(f"data.batch_size={bs!r}: must be 'full' or an integer in 1..{n_train} (the training set size)")
+    return int(bs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import jax
@@ -10,15 +12,27 @@ import orbax.checkpoint as ocp
 from mlpjax import model
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Orbax logs every step of a save at INFO through absl; keep only warnings."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)
+
+
 def save_params(path: str, params: model.Params) -> None:
     """Write `params` (a list of `(W, b)` tuples, any leading axes) to the folder `path`; atomic."""
-    with ocp.StandardCheckpointer() as ckpt:
+    with _quiet(), ocp.StandardCheckpointer() as ckpt:
         ckpt.save(os.path.abspath(path), params, force=True)
 
 
 def load_params(path: str) -> model.Params:
     """Read back what `save_params` wrote, as the same list of `(W, b)` tuples."""
-    with ocp.StandardCheckpointer() as ckpt:
+    with _quiet(), ocp.StandardCheckpointer() as ckpt:
         tree = ckpt.restore(os.path.abspath(path))
     return [(jax.numpy.asarray(W), jax.numpy.asarray(b)) for W, b in tree]
 

@@ -13,7 +13,7 @@ import os
 from typing import Any, Callable, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlpjax import cost, model
 
@@ -47,6 +47,7 @@ class TrainConfig:
     seeds: int = 1  # networks per learning rate: seeds seed, seed+1, …, seed+seeds-1
     shuffle: str = "shared"  # one data order for the whole group, or one per network
     max_group: int = 0  # most networks compiled into one program; 0: as many as memory allows
+    diverge_norm: float = 1e4  # a network whose parameter norm passes this is marked diverged
 
 
 @dataclasses.dataclass
@@ -128,6 +129,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.seeds": _int_at_least(1),
     "train.shuffle": _choice(SHUFFLES),
     "train.max_group": _int_at_least(0),
+    "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0",
     "seed": _int_at_least(0),
 }
 

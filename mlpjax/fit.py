@@ -31,6 +31,7 @@ class Spec:
     batch_size: int  # examples per mini-batch; the training set size for full-batch GD
     n_train: int
     momentum: float = 0.0
+    diverge_norm: float = 1e4  # a parameter norm above this counts as diverged
 
     @property
     def steps_per_epoch(self) -> int:
@@ -78,7 +79,7 @@ def _train_epoch_one(params, opt_state, x_NxD, y_NxK, perm_N, spec: Spec):
             x_BxD, y_BxK = x_NxD[idx_B], y_NxK[idx_B]
         c, grads = grad_fn(params, x_BxD, y_BxK, spec.activation, spec.cost)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), (c, optax.global_norm(grads))
+        return (optax.apply_updates(params, updates), opt_state), (c, optax.tree.norm(grads))
 
     S, B = spec.steps_per_epoch, spec.batch_size
     idx_SxB = perm_N[: S * B].reshape(S, B)
@@ -91,8 +92,9 @@ def train_epoch(group: Group, x_NxD, y_NxK, perm, spec: Spec, shared_order: bool
     """One epoch of every network in the group, as one compiled program.
 
     `perm` is the data order: `perm_N` shared by all networks (`shared_order`), or
-    `perm_GxN`, one per network. A network whose epoch ends with a non-finite cost or
-    parameters is marked diverged and keeps the parameters it had before the epoch.
+    `perm_GxN`, one per network. A network whose epoch ends with a non-finite cost, or
+    with a parameter norm that is not finite or above `spec.diverge_norm`, is marked
+    diverged and keeps the parameters it had before that epoch.
     Returns the new group and per-network `walk_cost_G` (mean mini-batch cost over the
     epoch), `grad_norm_G` (mean |∇C| per step) and `param_norm_G`.
     """
@@ -104,8 +106,9 @@ def train_epoch(group: Group, x_NxD, y_NxK, perm, spec: Spec, shared_order: bool
     else:
         epoch = jax.vmap(_train_epoch_one, in_axes=(0, 0, None, None, None if shared_order else 0, None))
         params, opt_state, walk_G, gnorm_G = epoch(group.params, group.opt_state, x_NxD, y_NxK, perm, spec)
-    finite_G = jnp.isfinite(walk_G) & jnp.isfinite(_norms(params))
-    alive_G = group.alive_G & finite_G
+    # The quadratic cost of sigmoid outputs is bounded (<= 10), so a blow-up shows in the norm.
+    norm_G = _norms(params)
+    alive_G = group.alive_G & jnp.isfinite(walk_G) & (norm_G <= spec.diverge_norm)
     keep = lambda new, old: jnp.where(alive_G.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
     params = jax.tree.map(keep, params, group.params)
     opt_state = jax.tree.map(keep, opt_state, group.opt_state)

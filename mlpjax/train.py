@@ -63,6 +63,7 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
         batch_size=config.batch_size(cfg, n_train),
         n_train=n_train,
         momentum=float(cfg.optim.momentum),
+        diverge_norm=float(cfg.train.diverge_norm),
     )
     # The data goes to the device once and stays there.
     x_train_NxD, x_test_NxD = jnp.asarray(mnist.x_train_NxD), jnp.asarray(mnist.x_test_NxD)

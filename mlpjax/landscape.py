@@ -1,0 +1,272 @@
+"""The cost landscape around trained networks: paths between parameters, curvature, saturation.
+
+Pure functions of parameters (a list of `(W_OxI, b_O)` tuples, as in `model`) and data, so
+they apply to any saved run: `checkpoint.network(checkpoint.load_params(run/"params"), g)`.
+Costs are `cost.network_cost`: the mean over the given examples of the per-example cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from mlpjax import cost as cost_lib
+from mlpjax import model
+
+
+# --------------------------------------------------------------------------- paths
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost"))
+def _interpolate(params_a, params_b, x_NxD, y_NxK, alphas_A, activation, cost):
+    def cost_at(alpha):
+        # (1−α)·a + α·b, not a + α·(b−a): the endpoints are then a and b bit for bit.
+        params = jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, params_a, params_b)
+        return cost_lib.network_cost(params, x_NxD, y_NxK, activation, cost)
+
+    return jax.vmap(cost_at)(alphas_A)
+
+
+def interpolate(
+    params_a: model.Params,
+    params_b: model.Params,
+    x_NxD: jax.Array,
+    y_NxK: jax.Array,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    alphas_A: jax.Array | np.ndarray | None = None,
+) -> jax.Array:
+    """Cost `C((1−α)·a + α·b)` on `(x_NxD, y_NxK)` for each α of `alphas_A`; shape (A,).
+
+    `alphas_A` defaults to 21 points from 0 to 1; values outside [0, 1] extrapolate.
+    Use it from an initialization to its trained network (Goodfellow, Vinyals & Saxe 2015)
+    or between the minima two seeds reached (linear mode connectivity).
+    """
+    alphas_A = jnp.linspace(0.0, 1.0, 21) if alphas_A is None else jnp.asarray(alphas_A, jnp.float32)
+    return _interpolate(params_a, params_b, jnp.asarray(x_NxD), jnp.asarray(y_NxK), alphas_A, activation, cost)
+
+
+def barrier(costs_A: jax.Array | np.ndarray, alphas_A: jax.Array | np.ndarray | None = None) -> float:
+    """Height of the cost barrier on a path whose first and last costs are its endpoints.
+
+    Without `alphas_A`: `max_α C(α) − max(C(first), C(last))`, the rise above the higher
+    endpoint (the "saddle" height of Draxler et al. 2018 measured from the worse minimum).
+    It is ≥ 0, and 0 exactly when no point of the path is worse than both endpoints.
+    With `alphas_A` (increasing, same length): `max_α [C(α) − ((1−t)·C(first) + t·C(last))]`,
+    `t = (α − α_first)/(α_last − α_first)`: the rise above the straight line between the
+    endpoint costs (Frankle et al. 2020). Also ≥ 0, since the endpoints contribute 0.
+    """
+    costs_A = np.asarray(costs_A, np.float64)
+    if costs_A.ndim != 1 or costs_A.size < 2:
+        raise ValueError(f"costs_A must be a 1-D array of at least 2 costs, got shape {costs_A.shape}")
+    if alphas_A is None:
+        return float(costs_A.max() - max(costs_A[0], costs_A[-1]))
+    alphas_A = np.asarray(alphas_A, np.float64)
+    if alphas_A.shape != costs_A.shape:
+        raise ValueError(f"alphas_A has shape {alphas_A.shape}, costs_A {costs_A.shape}")
+    t_A = (alphas_A - alphas_A[0]) / (alphas_A[-1] - alphas_A[0])
+    return float(np.max(costs_A - ((1 - t_A) * costs_A[0] + t_A * costs_A[-1])))
+
+
+# --------------------------------------------------------------------------- curvature
+
+
+def _flat_cost(params, x_NxD, y_NxK, activation, cost):
+    """The parameters as one vector of P numbers, and the cost as a function of such a vector."""
+    flat_P, unravel = ravel_pytree(params)
+    return flat_P, lambda f_P: cost_lib.network_cost(unravel(f_P), x_NxD, y_NxK, activation, cost)
+
+
+def _hvp(cost_fn, flat_P, v_P):
+    # Forward-over-reverse: one jvp through the gradient, about the cost of two gradients.
+    return jax.jvp(jax.grad(cost_fn), (flat_P,), (v_P,))[1]
+
+
+def hessian(params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic") -> np.ndarray:
+    """The full P×P Hessian of the cost over the flattened parameters (`ravel_pytree` order).
+
+    Memory P²: for small networks and for checking the iterative methods below.
+    """
+    flat_P, cost_fn = _flat_cost(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost)
+    return np.asarray(jax.jit(jax.hessian(cost_fn))(flat_P))
+
+
+class Sharpness(NamedTuple):
+    eigenvalue: float  # the Hessian eigenvalue of largest magnitude (signed), cost units per parameter²
+    vector_P: np.ndarray  # its unit eigenvector over the flattened parameters (`ravel_pytree` order)
+    iterations: int  # Hessian-vector products taken
+    converged: bool  # the relative change of the eigenvalue estimate fell to `tol`
+    residual: float  # ‖Hv − λv‖ / |λ| of the returned pair: 0 for an exact eigenpair
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost", "iters"))
+def _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters):
+    flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
+
+    def step(state):
+        # v: the unit vector this step's λ belongs to; w: the next one, Hv/‖Hv‖.
+        i, _, v_P, lam, _, _ = state
+        Hv_P = _hvp(cost_fn, flat_P, v_P)
+        lam_new = v_P @ Hv_P  # Rayleigh quotient
+        residual = jnp.linalg.norm(Hv_P - lam_new * v_P) / jnp.abs(lam_new)
+        done = jnp.abs(lam_new - lam) <= tol * jnp.abs(lam_new)
+        return i + 1, v_P, Hv_P / jnp.linalg.norm(Hv_P), lam_new, residual, done
+
+    def keep_going(state):
+        i, *_, done = state
+        return (i < iters) & ~done
+
+    v_P = v0_P / jnp.linalg.norm(v0_P)
+    inf = jnp.array(jnp.inf, flat_P.dtype)
+    i, v_P, _, lam, residual, done = jax.lax.while_loop(keep_going, step, (0, v_P, v_P, inf, inf, False))
+    return lam, v_P, i, done, residual
+
+
+def sharpness(
+    params: model.Params,
+    x_NxD,
+    y_NxK,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    key: jax.Array | None = None,
+    iters: int = 200,
+    tol: float = 1e-5,
+) -> Sharpness:
+    """The largest-magnitude eigenvalue of the cost's Hessian at `params`, by power iteration.
+
+    Each iteration is one Hessian-vector product (`jax.jvp` of `jax.grad` over the parameters
+    flattened by `ravel_pytree`); nothing P×P is formed. Stops after `iters` products or when
+    the Rayleigh quotient changes by at most `tol` relative. Power iteration converges to the
+    eigenvalue of largest |λ|: at a minimum that is the largest eigenvalue, the sharpness of
+    Keskar et al. 2017; near a saddle it may be a negative one (the sign is kept). It is slow
+    when the two largest |λ| are close; `lanczos` gives both ends of the spectrum.
+    `key` draws the start vector (default `jax.random.key(0)`).
+    """
+    key = jax.random.key(0) if key is None else key
+    x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
+    P = model.param_count(params)
+    v0_P = jax.random.normal(key, (P,), jnp.float32)
+    lam, v_P, i, done, residual = _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters)
+    return Sharpness(float(lam), np.asarray(v_P), int(i), bool(done), float(residual))
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost"))
+def _hvp_at(params, x_NxD, y_NxK, v_P, activation, cost):
+    flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
+    return _hvp(cost_fn, flat_P, v_P)
+
+
+def lanczos(
+    params: model.Params,
+    x_NxD,
+    y_NxK,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    key: jax.Array | None = None,
+    steps: int = 30,
+) -> np.ndarray:
+    """Ritz values (ascending) of the cost's Hessian after `steps` Lanczos steps.
+
+    Full reorthogonalization (in float64 on the host) keeps the basis orthogonal, so the
+    extreme Ritz values approach the Hessian's smallest and largest eigenvalues from inside
+    (λ_min ≤ first, last ≤ λ_max) and are exact once `steps` reaches P. Fewer than `steps`
+    values come back if the Krylov space closes early (it then is an invariant subspace
+    and its values are exact). Memory `steps`·P.
+    """
+    key = jax.random.key(0) if key is None else key
+    x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
+    P = model.param_count(params)
+    steps = min(steps, P)
+    v = np.asarray(jax.random.normal(key, (P,), jnp.float32), np.float64)
+    V = [v / np.linalg.norm(v)]
+    alphas, betas = [], []
+    for j in range(steps):
+        w = np.asarray(_hvp_at(params, x_NxD, y_NxK, jnp.asarray(V[j], jnp.float32), activation, cost), np.float64)
+        alphas.append(V[j] @ w)
+        # Twice, against every basis vector so far: one pass leaves float32 round-off behind.
+        for _ in range(2):
+            Vm = np.stack(V)
+            w = w - Vm.T @ (Vm @ w)
+        beta = np.linalg.norm(w)
+        if j == steps - 1 or beta <= 1e-6 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        V.append(w / beta)
+    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    return np.linalg.eigvalsh(T)
+
+
+# --------------------------------------------------------------------------- units
+
+
+def unit_saturation(
+    params: model.Params,
+    x_NxD,
+    activation: str = "sigmoid",
+    low: float = 0.01,
+    high: float = 0.99,
+    min_fraction: float = 0.99,
+) -> dict:
+    """How many hidden units are stuck, per hidden layer (first to last) and over all of them.
+
+    sigmoid: a (unit, example) pair is saturated when the activation is `< low` or `> high`
+    (there σ' < 0.01, so the unit passes almost no gradient; Glorot & Bengio 2010 watch
+    the same two ends). A unit is saturated when it is saturated on at least `min_fraction`
+    of the examples, either end counting.
+    relu: a pair is dead when the activation is exactly 0; a unit is dead when it is 0 on
+    every example of `x_NxD` (then no gradient reaches its incoming weights).
+    Returns `{"kind": "saturated"|"dead", "units_per_layer": [fraction of the layer's units],
+    "units": fraction of all hidden units, "pairs_per_layer": [fraction of the layer's
+    (unit, example) pairs], "pairs": fraction of all pairs, "layer_sizes": [H per layer]}`.
+    """
+    hidden = jax.jit(model.hidden_activations, static_argnames="activation")(params, jnp.asarray(x_NxD), activation)
+    if activation == "sigmoid":
+        kind = "saturated"
+        stuck = [np.asarray((a_NxH < low) | (a_NxH > high)) for a_NxH in hidden]
+        unit_stuck = [s_NxH.mean(axis=0) >= min_fraction for s_NxH in stuck]
+    elif activation == "relu":
+        kind = "dead"
+        stuck = [np.asarray(a_NxH == 0) for a_NxH in hidden]
+        unit_stuck = [s_NxH.all(axis=0) for s_NxH in stuck]
+    else:
+        raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(model.ACTIVATIONS)}")
+    sizes = [s.shape[1] for s in stuck]
+    n_units, n_pairs = sum(sizes), sum(s.size for s in stuck)
+    return {
+        "kind": kind,
+        "units_per_layer": [float(u.mean()) for u in unit_stuck],
+        "units": float(sum(u.sum() for u in unit_stuck) / n_units) if n_units else math.nan,
+        "pairs_per_layer": [float(s.mean()) for s in stuck],
+        "pairs": float(sum(s.sum() for s in stuck) / n_pairs) if n_pairs else math.nan,
+        "layer_sizes": sizes,
+    }
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def cost_spread(final_costs) -> dict:
+    """Spread of the final training costs of networks trained from different seeds.
+
+    Non-finite costs (diverged networks) are left out and counted in `n_nonfinite`.
+    `std` is the sample standard deviation (ddof=1; 0.0 for a single network).
+    Returns `{"n", "n_nonfinite", "mean", "std", "min", "max", "range"}`; NaNs if none is finite.
+    """
+    c = np.asarray(final_costs, np.float64).ravel()
+    finite = c[np.isfinite(c)]
+    out = {"n": int(finite.size), "n_nonfinite": int(c.size - finite.size)}
+    if finite.size == 0:
+        return out | dict.fromkeys(("mean", "std", "min", "max", "range"), math.nan)
+    return out | {
+        "mean": float(finite.mean()),
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "range": float(finite.max() - finite.min()),
+    }

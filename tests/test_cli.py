@@ -1,0 +1,76 @@
+"""`python -m mlpjax.train` end to end in a subprocess: outputs, overrides, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlpjax import checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_train(*overrides, env_extra=None):
+    env = dict(os.environ) | (env_extra or {})
+    return subprocess.run([sys.executable, "-m", "mlpjax.train", *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def env(mnist_idx_dir, tfds_dir, mnist):  # `mnist`: the dataset is prepared once, before the subprocesses
+    return {"MNIST_IDX_DIR": mnist_idx_dir, "TFDS_DATA_DIR": str(tfds_dir)}
+
+
+def test_overrides_end_to_end(env, tmp_path):
+    out = tmp_path / "run"
+    r = run_train("model.activation=relu", "optim.lr=0.1", "model.hidden=[32]", "data.batch_size=32", "train.epochs=2", "seed=3", f"hydra.run.dir={out}", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert "784-32-10 relu network, 25,450 parameters" in r.stdout
+    assert "Traceback" not in r.stderr
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["param_count"] == 25_450 and summary["epochs"] == 2
+    assert summary["wall_seconds"] > 0 and summary["epoch_seconds"] > 0
+    (m,) = summary["models"]
+    assert m["seed"] == 3 and m["learning_rate"] == 0.1
+    assert m["test_accuracy"] > 0.8
+    assert m["test_accuracy"] == lines[-1]["test_accuracy"][0]
+    assert "activation: relu" in (out / ".hydra" / "config.yaml").read_text()
+    params = checkpoint.load_params(str(out / "params"))
+    assert [(W.shape, b.shape) for W, b in params] == [((1, 32, 784), (1, 32)), ((1, 10, 32), (1, 10))]
+    assert all(isinstance(layer, tuple) for layer in params)
+
+
+def test_full_batch_gradient_descent_runs(env, tmp_path):
+    r = run_train("data.batch_size=full", "train.epochs=2", "optim.lr=3", f"hydra.run.dir={tmp_path}", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert "mini-batch full" in r.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["batch_size"] == "full"
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("model.activation=tanh", "model.activation='tanh': must be one of sigmoid, relu"),
+        ("model.cost=hinge", "model.cost='hinge': must be one of quadratic, cross_entropy"),
+        ("model.init=xavier", "model.init='xavier': must be one of normal, lecun, glorot, he"),
+        ("optim.lr=0", "optim.lr=0: must be a number > 0"),
+        ("optim.lr=-1", "optim.lr=-1: must be a number > 0"),
+        ("optim.lr=fast", "optim.lr='fast': must be a number > 0"),
+        ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1, or full"),
+        ("data.batch_size=60001", "data.batch_size=60001: must be 'full' or an integer in 1..60000"),
+        ("model.hidden=[16,0]", "model.hidden=[16, 0]: must be a list of layer sizes, each an integer >= 1"),
+        ("train.epochs=0", "train.epochs=0: must be an integer >= 1"),
+        ("nosuch.key=1", "unknown key 'nosuch.key'"),
+        ("+nosuch=1", "unknown key 'nosuch'"),
+        ("data.idx_dir=/no/such/dir", "data.idx_dir='/no/such/dir': must be an existing folder"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_key(env, override, expected):
+    r = run_train(override, "train.epochs=1", env_extra=env)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0]

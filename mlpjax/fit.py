@@ -116,6 +116,17 @@ def train_epoch(group: Group, x_NxD, y_NxK, perm, spec: Spec, shared_order: bool
     return Group(params, opt_state, alive_G), metrics
 
 
+def shard(group: Group) -> Group:
+    """Spread the group's networks over all devices (axis G split evenly); a no-op on one device.
+
+    `jit` then runs each device's networks there; the data, passed unsharded, is replicated.
+    """
+    if jax.device_count() == 1 or group.alive_G.shape[0] == 1:
+        return group
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("g",))
+    return jax.device_put(group, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("g")))
+
+
 def _norms(params) -> jax.Array:
     """Per-network L2 norm of all parameters, shape (G,)."""
     return jnp.sqrt(sum(jnp.sum(p.reshape(p.shape[0], -1) ** 2, axis=1) for p in jax.tree.leaves(params)))

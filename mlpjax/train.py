@@ -75,16 +75,21 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
     chunk = max_group_size(spec, cfg.train.shuffle, x_train_NxD.nbytes + x_test_NxD.nbytes)
     if cfg.train.max_group:
         chunk = min(chunk, cfg.train.max_group)
+    n_dev = jax.device_count()
     chunk = min(chunk, G)
+    if n_dev > 1 and G > 1:  # the networks are spread over the devices: a multiple of their number
+        chunk = -(-chunk // n_dev) * n_dev
     n_chunks = -(-G // chunk)
     # Equal-sized chunks (the last padded with copies) compile once.
     padded = members + [members[-1]] * (n_chunks * chunk - G)
     groups = [
-        fit.init_group(
-            spec,
-            cfg.model.init,
-            np.array([m["seed"] for m in padded[c * chunk : (c + 1) * chunk]]),
-            np.array([m["learning_rate"] for m in padded[c * chunk : (c + 1) * chunk]]),
+        fit.shard(
+            fit.init_group(
+                spec,
+                cfg.model.init,
+                np.array([m["seed"] for m in padded[c * chunk : (c + 1) * chunk]]),
+                np.array([m["learning_rate"] for m in padded[c * chunk : (c + 1) * chunk]]),
+            )
         )
         for c in range(n_chunks)
     ]
@@ -95,6 +100,7 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
         f"{G} network(s) ({cfg.train.seeds} seed(s) x {len(config.learning_rates(cfg))} learning rate(s)), "
         f"mini-batch {'full' if spec.full_batch else spec.batch_size}, {cfg.train.epochs} epochs on {jax.devices()[0].platform}"
         + (f", in {n_chunks} programs of {chunk} networks (memory)" if n_chunks > 1 else "")
+        + (f", spread over {n_dev} devices" if n_dev > 1 and G > 1 else "")
     )
     print(f"data: {mnist.source}")
 

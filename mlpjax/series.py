@@ -31,6 +31,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from mlpjax import checkpoint, model
 from mlpjax import cost as cost_lib
@@ -208,11 +209,18 @@ def _dream(params, x0_BxD, targets_BxK, lr, activation, output, steps):
     # Images are independent, so the gradient of the sum is each image's own gradient.
     grad_fn = jax.grad(lambda x_BxD: jnp.sum(_log_likelihood(params, x_BxD, targets_BxK, activation, output)))
 
-    def step(x_BxD, _):
-        # Projected gradient ascent: pixels stay in [0, 1], like MNIST's.
-        return jnp.clip(x_BxD + lr * grad_fn(x_BxD), 0.0, 1.0), None
+    # Adam, not plain steps: its per-pixel step is about `lr` whatever the gradient's scale,
+    # which spans decades between a saturated sigmoid net and a ReLU net (where plain steps
+    # that fit one overshoot into dead units, or crawl, in the other).
+    opt = optax.adam(lr)
 
-    x_BxD, _ = jax.lax.scan(step, x0_BxD, None, length=steps)
+    def step(carry, _):
+        x_BxD, state = carry
+        updates, state = opt.update(jax.tree.map(jnp.negative, grad_fn(x_BxD)), state, x_BxD)
+        # Projected: pixels stay in [0, 1], like MNIST's.
+        return (jnp.clip(optax.apply_updates(x_BxD, updates), 0.0, 1.0), state), None
+
+    (x_BxD, _), _ = jax.lax.scan(step, (x0_BxD, opt.init(x0_BxD)), None, length=steps)
     return x_BxD
 
 
@@ -221,36 +229,51 @@ def dream(
     activation: str,
     output: str,
     digits=tuple(range(10)),
-    steps: int = 500,
-    lr: float = 1.0,
-    x0_D: np.ndarray | None = None,
+    steps: int = 300,
+    lr: float = 0.03,
+    key: jax.Array | None = None,
+    noise_starts: int = 6,
 ) -> dict:
-    """For each digit d, the image the network is surest is a d, by gradient steps on the pixels.
+    """For each digit d, the image the network is surest is a d, by gradient ascent on the pixels.
 
     "Surest" means the largest log-likelihood of the label d (`_log_likelihood`): output d
-    high and the others low. (The quadratic cost would do for a score, but through a
-    saturated sigmoid output its gradient all but vanishes.) Start: `x0_D` (default a uniform
-    gray 0.5); `steps` ascent steps of size `lr`, each followed by clipping pixels to [0, 1].
-    Returns `{"digits": [d…], "images_Bx28x28"` (or `images_BxD` for a non-784 input),
-    `"confidence_BxK"`: every output of each image as in `confidence`, `"target"`: output d of
-    image d, `"target_start"`: output d of the start image, `"predicted"`: the argmax digit}.
+    high and the others low. (The quadratic cost would do as a score, but through a
+    saturated sigmoid output its gradient all but vanishes.) Each digit starts from a black
+    image, a uniform gray 0.5 one and `noise_starts` uniform-noise ones (drawn with `key`,
+    default `jax.random.key(0)`), takes `steps` Adam steps (size `lr`, in pixel units) up the
+    log-likelihood, each followed by clipping the pixels to [0, 1], and keeps the best end:
+    the ascent stalls in some starts (dead ReLUs, saturated sigmoids), rarely in all.
+    Returns `{"digits": [d…], "images_BxD", "confidence_BxK"`: every output of each image as in
+    `confidence`, `"target"`: output d of image d, `"target_start"`: output d of the start it
+    came from, `"start"`: which start ("black", "gray", "noise i"), `"predicted"`: argmax digit}.
     """
     D = params[0][0].shape[1]
     K = params[-1][0].shape[0]
+    key = jax.random.key(0) if key is None else key
     digits = [int(d) for d in np.atleast_1d(digits)]
-    x0_D = jnp.full((D,), 0.5, jnp.float32) if x0_D is None else jnp.asarray(x0_D, jnp.float32)
-    x0_BxD = jnp.broadcast_to(x0_D, (len(digits), D))
-    targets_BxK = jax.nn.one_hot(jnp.array(digits), K)
-    x_BxD = _dream(params, x0_BxD, targets_BxK, jnp.float32(lr), activation, output, steps)
+    B = len(digits)
+    starts_SxD = jnp.concatenate(
+        [jnp.zeros((1, D)), jnp.full((1, D), 0.5), jax.random.uniform(key, (noise_starts, D))]
+    ).astype(jnp.float32)
+    start_names = ["black", "gray"] + [f"noise {i}" for i in range(noise_starts)]
+    S = starts_SxD.shape[0]
+    # Every (start, digit) pair as one row: row s·B + b is digit b from start s.
+    x0_RxD = jnp.repeat(starts_SxD, B, axis=0)
+    targets_RxK = jnp.tile(jax.nn.one_hot(jnp.array(digits), K), (S, 1))
+    x_RxD = _dream(params, x0_RxD, targets_RxK, jnp.float32(lr), activation, output, steps)
+    loglik_SxB = np.asarray(_log_likelihood(params, x_RxD, targets_RxK, activation, output)).reshape(S, B)
+    best_B = np.argmax(loglik_SxB, axis=0)
+    rows_B = best_B * B + np.arange(B)
+    x_BxD = x_RxD[rows_B]
     conf_BxK = np.asarray(confidence(_forward(params, x_BxD, activation, output), output), np.float64)
-    conf0_K = np.asarray(confidence(_forward(params, x0_D[None], activation, output), output), np.float64)[0]
-    images = np.asarray(x_BxD)
+    conf0_SxK = np.asarray(confidence(_forward(params, starts_SxD, activation, output), output), np.float64)
     return {
         "digits": digits,
-        ("images_Bx28x28" if D == 784 else "images_BxD"): images.reshape(-1, 28, 28) if D == 784 else images,
+        "images_BxD": np.asarray(x_BxD),
         "confidence_BxK": conf_BxK,
         "target": [float(conf_BxK[b, d]) for b, d in enumerate(digits)],
-        "target_start": [float(conf0_K[d]) for d in digits],
+        "target_start": [float(conf0_SxK[best_B[b], d]) for b, d in enumerate(digits)],
+        "start": [start_names[s] for s in best_B],
         "predicted": conf_BxK.argmax(axis=1).tolist(),
     }
 
@@ -347,7 +370,10 @@ def load_run(run_dir: str, network: int | None = None) -> Run:
     if shapes != expected:
         raise SeriesError(f"{params_path}: shapes {shapes} do not match summary.json ({G} networks of sizes {summary['sizes']})")
     config_path = os.path.join(run_dir, ".hydra", "config.yaml")
-    cfg = OmegaConf.load(config_path) if os.path.isfile(config_path) else None
+    try:
+        cfg = OmegaConf.load(config_path) if os.path.isfile(config_path) else None
+    except Exception as e:  # YAML syntax: the first line says where
+        raise SeriesError(f"{config_path}: cannot parse ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return Run(run_dir, network, checkpoint.network(stacked, network), summary, cfg)
 
 
@@ -368,7 +394,10 @@ def init_params_of(run: Run) -> model.Params:
     seed = run.model_info.get("seed")
     if seed is None:
         raise SeriesError(f"{os.path.join(run.dir, 'summary.json')}: network {run.network} has no seed")
-    return model.init_params(jax.random.key(int(seed)), list(run.summary["sizes"]), str(run.setting("model.init")))
+    init = str(run.setting("model.init"))
+    if init not in model.INITS:
+        raise SeriesError(f"{os.path.join(run.dir, '.hydra', 'config.yaml')}: model.init={init!r}: must be one of {', '.join(model.INITS)}")
+    return model.init_params(jax.random.key(int(seed)), list(run.summary["sizes"]), init)
 
 
 # --------------------------------------------------------------------------- figures and tables
@@ -490,13 +519,13 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
 
 
 def run_dream(run: Run, out_dir: str) -> dict:
-    result = dream(run.params, run.activation, run.output)
-    if "images_Bx28x28" not in result:
+    if run.params[0][0].shape[1] != 784:
         raise SeriesError(f"{run.dir}: the first layer has {run.params[0][0].shape[1]} inputs; images need 784 (28x28)")
+    result = dream(run.params, run.activation, run.output)
     fig = _figure(16, 2.4)
     axes = fig.subplots(1, len(result["digits"]))
-    for ax, d, img, conf in zip(axes, result["digits"], result["images_Bx28x28"], result["target"]):
-        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+    for ax, d, img_D, conf in zip(axes, result["digits"], result["images_BxD"], result["target"]):
+        ax.imshow(img_D.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{d}: {conf:.3f}")
         ax.set_axis_off()
     fig.suptitle(f"{run.label()}: the input that makes each output surest (output shown)")
@@ -504,8 +533,11 @@ def run_dream(run: Run, out_dir: str) -> dict:
         k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()
     }
     _write(out_dir, "dream", fig, numbers)
-    rows = [[str(d), result["target_start"][b], result["target"][b], str(result["predicted"][b]), float(np.sort(result["confidence_BxK"][b])[-2])] for b, d in enumerate(result["digits"])]
-    print(_table(rows, ["digit", "output at start", "output at end", "predicted", "next highest output"]))
+    rows = [
+        [str(d), result["start"][b], result["target_start"][b], result["target"][b], str(result["predicted"][b]), float(np.sort(result["confidence_BxK"][b])[-2])]
+        for b, d in enumerate(result["digits"])
+    ]
+    print(_table(rows, ["digit", "best start", "output at start", "output at end", "predicted", "next highest output"]))
     return numbers
 
 
@@ -518,12 +550,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = _Parser(prog="python -m mlpjax.series", description=__doc__.split("\n\n")[0])
+    p = _Parser(
+        prog="python -m mlpjax.series",
+        description=__doc__.split("\n\nThe pure functions")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("what", choices=[*WHATS, "all"])
     p.add_argument("run_dir", help="a training run's output dir (summary.json, params/)")
     p.add_argument("run_b", nargs="?", help="weights: a second run to show beside the first")
     p.add_argument("--out", help="where to write WHAT.png and WHAT.json (default RUN_DIR/series)")
-    p.add_argument("--network", type=int, help="which network of the run (default: best test accuracy)")
+    p.add_argument("--network", type=int, help="which network of RUN_DIR (default: best test accuracy; RUN_B shows its best)")
     args = p.parse_args(argv)
     if args.run_b is not None and args.what not in ("weights", "all"):
         raise SeriesError(f"a second run dir is only for weights (or all), not {args.what}")
@@ -552,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_dream(run, out_dir)
     except SeriesError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. an --out that cannot be written
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,233 @@
+"""The series' measurements on tiny networks, and the command end to end on a fake run dir."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from mlpjax import checkpoint, cost, model, series
+
+
+def tiny(sizes=(6, 4, 3), seed=0, n=40):
+    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    params = model.init_params(k_params, list(sizes), "normal")
+    x_NxD = jax.random.uniform(k_x, (n, sizes[0]))
+    labels_N = jax.random.randint(k_y, (n,), 0, sizes[-1])
+    return params, x_NxD, jax.nn.one_hot(labels_N, sizes[-1])
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "log_softmax"])
+def test_noise_distributions_sum_to_one(output):
+    params, x, _ = tiny()
+    r = series.noise_confidence(params, "sigmoid", output, jax.random.key(1), n=500, x_digits_NxD=x, bins=10)
+    assert len(r["bin_edges"]) == 11
+    for name, n in [("noise", 500), ("digits", 40)]:
+        d = r[name]
+        assert d["n"] == n
+        assert len(d["top_fractions"]) == 10 and len(d["class_fractions"]) == 3
+        assert sum(d["top_fractions"]) == pytest.approx(1.0)
+        assert sum(d["class_fractions"]) == pytest.approx(1.0)
+        assert 0 <= d["mean_top"] <= 1
+    if output == "log_softmax":  # probabilities: the top one is at least 1/K
+        assert r["noise"]["median_top"] >= 1 / 3
+
+
+def test_noise_on_a_network_that_always_answers_two():
+    # Last layer ignores its input: outputs σ(−3), σ(−3), σ(+2) for every image.
+    params, _, _ = tiny()
+    params[-1] = (jnp.zeros_like(params[-1][0]), jnp.array([-3.0, -3.0, 2.0]))
+    r = series.noise_confidence(params, "relu", "sigmoid", jax.random.key(0), n=200, bins=10)
+    assert "digits" not in r
+    assert r["noise"]["class_fractions"] == [0.0, 0.0, 1.0]
+    top = float(jax.nn.sigmoid(2.0))  # 0.881: every image falls in the bin [0.8, 0.9)
+    assert r["noise"]["top_fractions"][8] == 1.0
+    assert r["noise"]["mean_top"] == pytest.approx(top, rel=1e-6)
+    assert r["noise"]["above_half"] == 1.0 and r["noise"]["above_0.9"] == 0.0
+
+
+def test_first_layer_images_are_the_rows_of_W1():
+    params = model.init_params(jax.random.key(0), [784, 5, 10])
+    images = series.first_layer_images(params)
+    assert images.shape == (5, 28, 28)
+    W = np.asarray(params[0][0])
+    np.testing.assert_array_equal(images[3], W[3].reshape(28, 28))
+    assert images[2, 7, 11] == W[2, 28 * 7 + 11]  # row-major: pixel (r, c) is input 28r + c
+    with pytest.raises(ValueError, match="784"):
+        series.first_layer_images(tiny()[0])
+
+
+@pytest.mark.parametrize("activation,cost_name", [("sigmoid", "quadratic"), ("relu", "cross_entropy")])
+def test_gradient_magnitudes_match_jax_grad(activation, cost_name):
+    params, x, y = tiny()
+    x = x.at[:, 0].set(0.0)  # an always-black input: its 4 first-layer weights get exactly 0
+    r = series.gradient_magnitudes(params, x, y, activation, cost_name, bins=12, top_k=5)
+    g_P = np.abs(np.asarray(ravel_pytree(jax.grad(cost.network_cost)(params, x, y, activation, cost_name))[0]))
+    assert r["abs_grads_P"].shape == (43,)
+    np.testing.assert_allclose(r["abs_grads_P"], g_P, rtol=1e-6)
+    # Exact zeros: the black input's weights, and under relu those of units dead on every example.
+    assert r["zero_fraction"] == pytest.approx(np.mean(g_P == 0)) and r["zero_fraction"] >= 4 / 43
+    assert r["fractions"].sum() + r["zero_fraction"] == pytest.approx(1.0)
+    assert len(r["bin_edges"]) == 13 and r["bin_edges"][0] <= g_P[g_P > 0].min() and r["bin_edges"][-1] >= g_P.max()
+    assert r["max"] == pytest.approx(g_P.max()) and r["median"] == pytest.approx(np.median(g_P))
+    assert r["ratio_max_to_median"] >= 1 and r["ratio_max_to_median"] == pytest.approx(g_P.max() / np.median(g_P))
+    # The top entries point at the right parameters.
+    grads = jax.grad(cost.network_cost)(params, x, y, activation, cost_name)
+    by_name = {f"{k}{l + 1}": np.abs(np.asarray(a)) for l, (gW, gb) in enumerate(grads) for k, a in (("W", gW), ("b", gb))}
+    assert [t["abs_grad"] for t in r["top"]] == sorted(g_P, reverse=True)[:5]
+    for t in r["top"]:
+        assert by_name[t["param"]][tuple(t["index"])] == pytest.approx(t["abs_grad"])
+    np.testing.assert_allclose(r["first_layer_sum_D"], by_name["W1"].sum(axis=0), rtol=1e-6)
+    assert r["first_layer_sum_D"][0] == 0.0
+    assert [p["param"] for p in r["per_param"]] == ["W1", "b1", "W2", "b2"]
+
+
+def test_sigmoid_log_likelihood_is_the_bernoulli_one():
+    params, x, y = tiny()
+    yhat = model.forward(params, x, "sigmoid", "sigmoid")
+    direct = jnp.sum(y * jnp.log(yhat) + (1 - y) * jnp.log(1 - yhat), axis=-1)
+    np.testing.assert_allclose(series._log_likelihood(params, x, y, "sigmoid", "sigmoid"), direct, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation,output", [("sigmoid", "sigmoid"), ("relu", "log_softmax")])
+def test_dream_raises_each_target_output(activation, output):
+    params, _, _ = tiny(sizes=(20, 8, 4), seed=3)
+    r = series.dream(params, activation, output, digits=range(4), steps=60, lr=0.05, noise_starts=2)
+    assert r["images_BxD"].shape == (4, 20)
+    assert r["images_BxD"].min() >= 0 and r["images_BxD"].max() <= 1
+    assert r["confidence_BxK"].shape == (4, 4)
+    for b in range(4):
+        assert r["target"][b] > r["target_start"][b]
+        assert r["target"][b] == r["confidence_BxK"][b, b]
+    assert set(r["start"]) <= {"black", "gray", "noise 0", "noise 1"}
+
+
+# --------------------------------------------------------------------------- the command
+
+SIZES = [784, 5, 10]
+SEEDS = [3, 4]
+
+
+def fake_mnist(n_train=120, n_test=60):
+    from mlpjax.data import Mnist
+
+    rng = np.random.default_rng(0)
+    x_train = rng.uniform(size=(n_train, 784)).astype(np.float32)
+    x_train[:, :28] = 0  # a black top row, as in MNIST
+    return Mnist(
+        x_train_NxD=x_train,
+        labels_train_N=rng.integers(0, 10, n_train).astype(np.int32),
+        x_test_NxD=rng.uniform(size=(n_test, 784)).astype(np.float32),
+        labels_test_N=rng.integers(0, 10, n_test).astype(np.int32),
+        source="fake",
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A finished two-network run as `mlpjax.train` leaves it; network 1 is the better one."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    nets = []
+    for seed in SEEDS:
+        init = model.init_params(jax.random.key(seed), SIZES, "lecun")
+        nets.append([(0.5 * W, b + 0.1) for W, b in init])  # "trained": moved away from the init
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *nets)
+    checkpoint.save_params(str(run / "params"), stacked)
+    models = [{"seed": s, "learning_rate": 1.0, "test_accuracy": acc, "diverged": False} for s, acc in zip(SEEDS, [0.5, 0.7])]
+    summary = {"sizes": SIZES, "activation": "sigmoid", "cost": "quadratic", "models": models}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / ".hydra" / "config.yaml").write_text(
+        f"model:\n  init: lecun\ndata:\n  idx_dir: null\n  data_dir: {tmp_path / 'tfds'}\n"
+    )
+    return run, nets
+
+
+def test_command_all_writes_every_figure_and_its_numbers(run_dir, tmp_path, monkeypatch, capsys):
+    run, nets = run_dir
+    calls = []
+
+    def load(idx_dir, data_dir):
+        calls.append((idx_dir, data_dir))
+        return fake_mnist()
+
+    monkeypatch.setattr("mlpjax.data.load_mnist", load)
+    monkeypatch.setenv("MNIST_IDX_DIR", "/the/idx/dir")
+    out = tmp_path / "out"
+    assert series.main(["all", str(run), "--out", str(out)]) == 0
+    # The data is read once, from $MNIST_IDX_DIR, prepared where the run's config says.
+    assert calls == [("/the/idx/dir", str(tmp_path / "tfds"))]
+    for what in series.WHATS:
+        assert (out / f"{what}.png").stat().st_size > 1000
+    numbers = {what: json.loads((out / f"{what}.json").read_text()) for what in series.WHATS}
+    assert numbers["noise"]["network"] == 1  # the best test accuracy
+    assert sum(numbers["noise"]["noise"]["class_fractions"]) == pytest.approx(1.0)
+    assert numbers["noise"]["digits"]["n"] == 60
+    assert numbers["weights"]["runs"][0]["hidden"] == 5
+    # The init is re-created from network 1's seed; the end is its saved parameters.
+    mnist = fake_mnist()
+    y = jax.nn.one_hot(mnist.labels_train_N, 10)
+    for stage, params in [("init", model.init_params(jax.random.key(SEEDS[1]), SIZES, "lecun")), ("final", nets[1])]:
+        expected = series.gradient_magnitudes(params, mnist.x_train_NxD, y, "sigmoid", "quadratic")
+        assert numbers["gradients"][stage]["median"] == pytest.approx(expected["median"], rel=1e-5)
+        assert numbers["gradients"][stage]["zero_fraction"] == pytest.approx(28 * 5 / model.count_for_sizes(SIZES))
+    assert len(numbers["dream"]["target"]) == 10
+    printed = capsys.readouterr().out
+    assert "== dream" in printed and "max / median" in printed
+
+
+def test_command_network_choice_and_one_line_errors(run_dir, tmp_path, capsys):
+    run, _ = run_dir
+    out = tmp_path / "out"
+    assert series.main(["dream", str(run), "--network", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "dream.json").read_text())["network"] == 0
+    capsys.readouterr()
+    bad = [
+        ["noise", str(tmp_path / "nowhere")],
+        ["dream", str(run), "--network", "2"],
+        ["paint", str(run)],
+        ["dream", str(run), str(run)],  # a second run only for weights
+        ["dream", str(tmp_path)],  # a dir without summary.json
+    ]
+    for argv in bad:
+        assert series.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+    os.remove(run / ".hydra" / "config.yaml")  # gradients needs model.init from it
+    assert series.main(["gradients", str(run)]) == 2
+    assert "config.yaml: missing" in capsys.readouterr().err
+
+
+def test_python_dash_m_weights_of_two_runs(run_dir, tmp_path):
+    run, _ = run_dir
+    out = tmp_path / "out"
+    env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    p = subprocess.run(
+        [sys.executable, "-m", "mlpjax.series", "weights", str(run), str(run), "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads((out / "weights.json").read_text())["runs"]) == 2
+    p = subprocess.run(
+        [sys.executable, "-m", "mlpjax.series", "weights", str(tmp_path / "nowhere")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_init_is_recreated_as_training_drew_it():
+    # `gradients` rebuilds the init with `model.init_params(key(seed))`; training draws it vmapped.
+    from mlpjax import fit
+
+    spec = fit.Spec(sizes=tuple(SIZES), activation="sigmoid", cost="quadratic", batch_size=10, n_train=100)
+    group = fit.init_group(spec, "lecun", np.array(SEEDS), np.ones(2))
+    for g, seed in enumerate(SEEDS):
+        again = model.init_params(jax.random.key(seed), SIZES, "lecun")
+        for (W, b), (W2, b2) in zip(checkpoint.network(group.params, g), again):
+            np.testing.assert_array_equal(W, W2)
+            np.testing.assert_array_equal(b, b2)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mlpjax import cost, model
+from mlpjax import cost, fit, model
 
 SHUFFLES = ("shared", "per_model")
 
@@ -32,22 +32,24 @@ class ModelConfig:
 class OptimConfig:
     lr: Any = 1.0  # a number, or a list of numbers trained together as one group
     momentum: float = 0.0
+    schedule: str = "cosine"  # learning rate over the epochs: constant, or cosine decay to 0
 
 
 @dataclasses.dataclass
 class DataConfig:
-    batch_size: Any = 10  # an integer, or "full" for full-batch gradient descent
+    batch_size: Any = 32  # an integer, or "full" for full-batch gradient descent
     idx_dir: Optional[str] = None  # folder with the four IDX files; None: tfds download
     data_dir: str = "~/tensorflow_datasets"  # where tfds keeps the prepared dataset
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 40
     seeds: int = 1  # networks per learning rate: seeds seed, seed+1, …, seed+seeds-1
     shuffle: str = "shared"  # one data order for the whole group, or one per network
     max_group: int = 0  # most networks compiled into one program; 0: as many as memory allows
     diverge_norm: float = 1e4  # a network whose parameter norm passes this is marked diverged
+    checkpoint_every: int = 5  # epochs between saves of the whole training state
 
 
 @dataclasses.dataclass
@@ -122,6 +124,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "model.cost": _choice(cost.COSTS),
     "optim.lr": _check_lr,
     "optim.momentum": _check_momentum,
+    "optim.schedule": _choice(fit.SCHEDULES),
     "data.batch_size": _check_batch_size,
     "data.idx_dir": _check_idx_dir,
     "data.data_dir": _check_str,
@@ -130,6 +133,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.shuffle": _choice(SHUFFLES),
     "train.max_group": _int_at_least(0),
     "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0",
+    "train.checkpoint_every": _int_at_least(1),
     "seed": _int_at_least(0),
 }
 

@@ -62,8 +62,7 @@ def init_group(spec: Spec, init: str, seeds_G: np.ndarray, lrs_G: np.ndarray) ->
     keys_G = jax.vmap(jax.random.key)(jnp.asarray(seeds_G, jnp.uint32))
     params = jax.vmap(lambda k: model.init_params(k, list(spec.sizes), init))(keys_G)
     opt_state = jax.vmap(optimizer(spec.momentum).init)(params)
-    opt_state.hyperparams["learning_rate"] = jnp.asarray(lrs_G, jnp.float32)
-    return Group(params, opt_state, jnp.ones(len(seeds_G), bool))
+    return set_learning_rates(Group(params, opt_state, jnp.ones(len(seeds_G), bool)), lrs_G)
 
 
 def _train_epoch_one(params, opt_state, x_NxD, y_NxK, perm_N, spec: Spec):
@@ -163,6 +162,25 @@ def evaluate(params, x_NxD, y_NxK, labels_N, activation: str, cost_name: str, ch
         return jnp.sum(c_C) / N, jnp.sum(hits_C) / N
 
     return jax.vmap(one_network)(params)
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """Multiplier of the learning rate during `epoch` (1-based) of `epochs`.
+
+    `cosine` decays from 1 in the first epoch towards 0 (half a cosine, one value per epoch).
+    """
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs))
+
+
+def set_learning_rates(group: Group, lrs_G: np.ndarray) -> Group:
+    """The group with new learning rates; traced values, so nothing recompiles."""
+    group.opt_state.hyperparams["learning_rate"] = jnp.asarray(lrs_G, jnp.float32)
+    return group
 
 
 def permutations(seeds: list[int], epoch: int, n: int) -> np.ndarray:

@@ -270,3 +270,98 @@ def cost_spread(final_costs) -> dict:
         "max": float(finite.max()),
         "range": float(finite.max() - finite.min()),
     }
+
+
+# --------------------------------------------------------------------------- a trained group
+
+
+def analyze_group(
+    params_init: model.Params,
+    params_final: model.Params,
+    members: list[dict],
+    x_NxD,
+    y_NxK,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    key: jax.Array | None = None,
+    n_examples: int = 10_000,
+    power_iters: int = 20,
+    n_alphas: int = 11,
+) -> list[dict]:
+    """The minima a group of G networks reached: one dict per network, in `members` order.
+
+    `params_init`/`params_final`: stacked parameters (leading axis G) at initialization and
+    after training; `members[g]` holds `seed` and `learning_rate` (and `diverged`: such
+    networks are skipped, as are networks with non-finite parameters; they get
+    `{"skipped": reason}`). Everything is measured on one fixed subset of `n_examples` rows of
+    `(x_NxD, y_NxK)` (drawn by a NumPy generator seeded 0, the same for every network):
+      sharpness       largest-|λ| Hessian eigenvalue by `power_iters` power-iteration steps
+                      (stops early at 1e-3 relative change; a lower bound on |λ| if unconverged)
+      sharpness_lr    sharpness · learning rate: GD on this cost is stable only below 2
+      saturated_units / dead_units   fraction of hidden units stuck (`unit_saturation`)
+      saturated_pairs / dead_pairs   fraction of (unit, example) pairs stuck
+      init_barrier    `barrier` (rise above the worse endpoint) on the straight path from
+                      the network's initialization to its minimum, `n_alphas` points
+      seed_barrier    `barrier` against the straight line between the endpoint costs, from
+                      this minimum to the next seed's among the surviving networks of the same
+                      learning rate (cyclically: the last seed pairs with the first; absent if
+                      it is alone); `seed_barrier_to` names that seed
+      cost_subset     the cost at the minimum on the subset
+    Cost: per network `power_iters` Hessian-vector products (about 4 gradients each) on
+    `n_examples`, plus 2·`n_alphas` forward passes. `key` draws the start vectors.
+    """
+    key = jax.random.key(0) if key is None else key
+    G = len(members)
+    x_NxD, y_NxK = np.asarray(x_NxD), np.asarray(y_NxK)
+    if x_NxD.shape[0] > n_examples:
+        rows = np.sort(np.random.default_rng(0).choice(x_NxD.shape[0], n_examples, replace=False))
+        x_NxD, y_NxK = x_NxD[rows], y_NxK[rows]
+    x_NxD, y_NxK = jnp.asarray(x_NxD, jnp.float32), jnp.asarray(y_NxK, jnp.float32)
+    net = lambda params, g: [(W[g], b[g]) for W, b in params]
+    alphas_A = jnp.linspace(0.0, 1.0, n_alphas)
+    keys = jax.random.split(key, G)
+    P = model.param_count(net(params_final, 0))
+
+    out: list[dict] = []
+    for g, m in enumerate(members):
+        final = net(params_final, g)
+        if m.get("diverged"):
+            out.append({"skipped": "diverged"})
+            continue
+        if not all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(final)):
+            out.append({"skipped": "non-finite parameters"})
+            continue
+        v0_P = jax.random.normal(keys[g], (P,), jnp.float32)
+        lam, _, _, _, _ = _power_iteration(final, x_NxD, y_NxK, v0_P, 1e-3, activation, cost, power_iters)
+        stuck = unit_saturation(final, x_NxD, activation)
+        kind = stuck["kind"]
+        path_A = np.asarray(_interpolate(net(params_init, g), final, x_NxD, y_NxK, alphas_A, activation, cost))
+        out.append(
+            {
+                "sharpness": float(lam),
+                "sharpness_lr": float(lam) * float(m["learning_rate"]),
+                f"{kind}_units": stuck["units"],
+                f"{kind}_pairs": stuck["pairs"],
+                "init_barrier": barrier(path_A),
+                "cost_subset": float(path_A[-1]),
+            }
+        )
+
+    # Minima of the same learning rate, seed to next seed.
+    by_lr: dict[float, list[int]] = {}
+    for g, m in enumerate(members):
+        if "skipped" not in out[g]:
+            by_lr.setdefault(float(m["learning_rate"]), []).append(g)
+    for gs in by_lr.values():
+        gs = sorted(gs, key=lambda g: members[g]["seed"])
+        if len(gs) < 2:
+            continue
+        for i, g in enumerate(gs):
+            h = gs[(i + 1) % len(gs)]
+            if len(gs) == 2 and i == 1:  # the same pair as the first one: the same barrier
+                out[g]["seed_barrier"], out[g]["seed_barrier_to"] = out[h]["seed_barrier"], members[h]["seed"]
+                continue
+            path_A = _interpolate(net(params_final, g), net(params_final, h), x_NxD, y_NxK, alphas_A, activation, cost)
+            out[g]["seed_barrier"] = barrier(np.asarray(path_A), np.asarray(alphas_A))
+            out[g]["seed_barrier_to"] = members[h]["seed"]
+    return out

@@ -1,0 +1,639 @@
+"""Aggregate a sweep of `mlpjax.train` runs: `python -m mlpjax.report DIR`.
+
+DIR is a Hydra sweep dir (`multirun/…`, one sub-folder per job) or a single run dir.
+Every job folder (one holding `.hydra/`, `summary.json`, `metrics.jsonl` or `error.txt`)
+is read; one that has no readable `summary.json` is a FAILED job and is listed as such,
+with what it left (`error.txt`, the last lines of its log, the epochs in `metrics.jsonl`).
+Writes into DIR:
+  report.csv            one row per configuration: activation, hidden, batch size, learning
+                        rate (and any other setting the sweep varied); seeds; mean ± std of
+                        test accuracy and of final train cost over the networks that did not
+                        diverge; best and worst seed; fraction diverged; fraction at chance;
+                        the per-network minima analysis (`summary.json` models[].minima,
+                        `landscape.analyze_group`) averaged over seeds, when present;
+                        failed jobs as rows with status `failed`
+  report.md             the same table, the failed jobs, the plots
+  accuracy_vs_lr.png    test accuracy against learning rate (log x), one panel per batch size
+                        and hidden layers, one line per activation
+  learning_curves.png   test accuracy per epoch at each batch size's best learning rate
+  cost_spread.png       every network's final train cost against learning rate (log y)
+  sharpness_vs_lr.png   (with minima) sharpness against learning rate, with the 2/η line
+The markdown table is also printed. As a Hydra callback (`ReportCallback`), it runs on the
+sweep dir when a multirun ends. Errors (no DIR, no job in it) are one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+import os
+import re
+import statistics
+import sys
+from typing import Any
+
+import numpy as np
+import yaml
+
+# A network is "at chance" when its test accuracy is below this (10 classes: chance ≈ 0.1;
+# the commonest digit is 11.35% of the test set). Such networks did not learn: a collapse
+# (every output driven to 0, cost 1.0) at too large a learning rate, or too few steps.
+CHANCE = 0.2
+# Settings that are part of a configuration's identity but shown in their own columns,
+# or that do not change what is trained.
+OWN_COLUMNS = {"model.activation", "model.hidden", "data.batch_size", "optim.lr"}
+NOT_IDENTITY = {"train.seeds", "seed", "data.idx_dir", "data.data_dir", "train.max_group", "train.checkpoint_every"}
+MINIMA_ORDER = ("sharpness", "sharpness_lr", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
+                "init_barrier", "seed_barrier", "cost_subset")
+JOB_MARKERS = (".hydra", "summary.json", "metrics.jsonl", "error.txt")
+OUTPUTS = ("report.csv", "report.md", "accuracy_vs_lr.png", "learning_curves.png", "cost_spread.png", "sharpness_vs_lr.png")
+
+
+class ReportError(Exception):
+    """A problem with DIR that the user must fix; the message is one line."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _natural(path: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def find_jobs(root: str) -> list[str]:
+    """Every job folder under `root` (itself included), in natural order (2 before 10)."""
+    jobs = []
+    for here, dirs, files in os.walk(root):
+        if any(m in files or m in dirs for m in JOB_MARKERS):
+            jobs.append(here)
+            dirs[:] = []  # params/, checkpoint/, .hydra/ hold no jobs
+        else:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(jobs, key=_natural)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"hidden": [16]}} → {"model.hidden": [16]}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _tail(path: str, n: int = 5) -> list[str]:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.rstrip() for l in f if l.strip()]
+    except OSError:
+        return []
+    return lines[-n:]
+
+
+def _read_metrics(path: str) -> list[dict]:
+    """The complete lines of metrics.jsonl (a line cut short by a kill ends the list)."""
+    records = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+    except OSError:
+        pass
+    return records
+
+
+def _batch(v: Any) -> Any:
+    return "full" if v in ("full", None) else int(v)
+
+
+def read_job(job_dir: str, root: str) -> dict:
+    """What one job left: status ok/failed, its settings, its networks, its learning curves."""
+    cfg = _read_yaml(os.path.join(job_dir, ".hydra", "config.yaml"))
+    overrides = _read_yaml(os.path.join(job_dir, ".hydra", "overrides.yaml")) or []
+    flat = _flatten(cfg) if isinstance(cfg, dict) else {}
+    job = {
+        "dir": job_dir,
+        "name": os.path.relpath(job_dir, root),
+        "overrides": [str(o) for o in overrides] if isinstance(overrides, list) else [],
+        "config": flat,
+        "metrics": _read_metrics(os.path.join(job_dir, "metrics.jsonl")),
+    }
+    summary, problem = None, None
+    summary_path = os.path.join(job_dir, "summary.json")
+    if os.path.exists(summary_path):
+        try:
+            with open(summary_path) as f:
+                summary = json.load(f)
+            if not isinstance(summary, dict) or not isinstance(summary.get("models"), list):
+                summary, problem = None, "summary.json has no models list"
+        except (OSError, json.JSONDecodeError) as e:
+            problem = f"summary.json unreadable: {type(e).__name__}: {e}"
+    error = _tail(os.path.join(job_dir, "error.txt"), 3)
+    if summary is not None and not error:
+        job["status"] = "ok"
+        job["activation"] = summary.get("activation", flat.get("model.activation"))
+        sizes = summary.get("sizes")
+        job["hidden"] = tuple(sizes[1:-1]) if sizes else tuple(flat.get("model.hidden") or ())
+        job["batch_size"] = _batch(summary.get("batch_size", flat.get("data.batch_size")))
+        job["epochs"] = summary.get("epochs", flat.get("train.epochs"))
+        job["models"] = summary["models"]
+        job["wall_seconds"] = summary.get("wall_seconds")
+        return job
+    # A failed job: say why, with what it left behind.
+    job["status"] = "failed"
+    job["activation"] = flat.get("model.activation")
+    job["hidden"] = tuple(flat["model.hidden"]) if isinstance(flat.get("model.hidden"), list) else None
+    job["batch_size"] = _batch(flat["data.batch_size"]) if "data.batch_size" in flat else None
+    lr = flat.get("optim.lr")
+    job["learning_rates"] = [float(x) for x in lr] if isinstance(lr, list) else ([float(lr)] if isinstance(lr, (int, float)) else [])
+    job["seeds"] = flat.get("train.seeds")
+    job["epochs"] = flat.get("train.epochs")
+    if error:
+        reason = " / ".join(error)
+    elif summary is not None:
+        reason = "error.txt next to summary.json"
+    else:
+        reason = problem or "no summary.json (killed or still running?)"
+    epochs_done = len(job["metrics"])
+    if epochs_done:
+        reason += f"; metrics.jsonl reached epoch {job['metrics'][-1].get('epoch', epochs_done)}"
+        if job["epochs"]:
+            reason += f" of {job['epochs']}"
+    elif cfg is None:
+        reason += "; no .hydra/config.yaml"
+    log_tail = []
+    for log in sorted(glob.glob(os.path.join(job_dir, "*.log"))):
+        log_tail += _tail(log, 5)
+    job["reason"], job["log_tail"] = reason, log_tail
+    return job
+
+
+# --------------------------------------------------------------------------- aggregating
+
+
+def _extras(jobs: list[dict]) -> list[str]:
+    """Settings besides the own columns that differ between jobs: more columns of the table."""
+    keys = set().union(*(j["config"] for j in jobs)) - OWN_COLUMNS - NOT_IDENTITY
+    varied = []
+    for k in sorted(keys):
+        values = {json.dumps(j["config"].get(k), sort_keys=True) for j in jobs if j["config"]}
+        if len(values) > 1:
+            varied.append(k)
+    return varied
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(map(str, v)) + "]"
+    return str(v)
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    if not xs:
+        return math.nan, math.nan
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def _param_count(hidden) -> int:
+    sizes = [784, *(hidden or ()), 10]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def aggregate(jobs: list[dict]) -> tuple[list[dict], list[str], list[str]]:
+    """One row per configuration, sorted; the extra setting columns; the minima columns."""
+    extras = _extras(jobs)
+    groups: dict[tuple, dict] = {}
+    for j in jobs:
+        extra_vals = tuple(_fmt_value(j["config"].get(k)) for k in extras)
+        base = {"activation": j["activation"], "hidden": j["hidden"], "batch_size": j["batch_size"]}
+        base.update(zip(extras, extra_vals))
+        if j["status"] == "ok":
+            for m in j["models"]:
+                lr = float(m["learning_rate"])
+                key = (j["activation"], j["hidden"], j["batch_size"], extra_vals, lr)
+                g = groups.setdefault(key, base | {"learning_rate": lr, "models": [], "jobs": [], "failed": []})
+                g["models"].append(m)
+                if j["name"] not in g["jobs"]:
+                    g["jobs"].append(j["name"])
+        else:
+            for lr in j["learning_rates"] or [None]:
+                key = (j["activation"], j["hidden"], j["batch_size"], extra_vals, lr)
+                g = groups.setdefault(key, base | {"learning_rate": lr, "models": [], "jobs": [], "failed": []})
+                g["failed"].append(j)
+
+    minima_keys = set()
+    for g in groups.values():
+        for m in g["models"]:
+            for k, v in (m.get("minima") or {}).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    minima_keys.add(k)
+    minima_cols = [k for k in MINIMA_ORDER if k in minima_keys] + sorted(minima_keys - set(MINIMA_ORDER) - {"seed_barrier_to"})
+
+    rows = []
+    for g in groups.values():
+        models = g["models"]
+        alive = [m for m in models if not m.get("diverged")]
+        acc = [float(m["test_accuracy"]) for m in alive if _finite(m.get("test_accuracy"))]
+        cst = [float(m["train_cost"]) for m in alive if _finite(m.get("train_cost"))]
+        acc_mean, acc_std = _mean_std(acc)
+        cost_mean, cost_std = _mean_std(cst)
+        ranked = sorted((m for m in alive if _finite(m.get("test_accuracy"))), key=lambda m: -float(m["test_accuracy"]))
+        n_failed_networks = sum(len(f["models"]) if "models" in f else (f.get("seeds") or 0) for f in g["failed"])
+        if not models:
+            status = "failed"
+        elif not alive:
+            status = "diverged"
+        elif g["failed"]:
+            status = "partly failed"
+        else:
+            status = "ok"
+        row = {k: v for k, v in g.items() if k not in ("models", "jobs", "failed")}
+        row |= {
+            "seeds": len(models),
+            "test_acc_mean": acc_mean,
+            "test_acc_std": acc_std,
+            "train_cost_mean": cost_mean,
+            "train_cost_std": cost_std,
+            "best_seed": ranked[0]["seed"] if ranked else None,
+            "best_acc": float(ranked[0]["test_accuracy"]) if ranked else math.nan,
+            "worst_seed": ranked[-1]["seed"] if ranked else None,
+            "worst_acc": float(ranked[-1]["test_accuracy"]) if ranked else math.nan,
+            "diverged": sum(bool(m.get("diverged")) for m in models),
+            "diverged_frac": (sum(bool(m.get("diverged")) for m in models) / len(models)) if models else math.nan,
+            "chance_frac": (sum(not _finite(m.get("test_accuracy")) or float(m["test_accuracy"]) < CHANCE or bool(m.get("diverged"))
+                                for m in models) / len(models)) if models else math.nan,
+            "status": status,
+            "failed_networks": n_failed_networks,
+            "jobs": " ".join(g["jobs"] + [f["name"] for f in g["failed"]]),
+            "error": " | ".join(f"{f['name']}: {f['reason']}" for f in g["failed"]),
+        }
+        for k in minima_cols:
+            vals = [float(m["minima"][k]) for m in alive if isinstance(m.get("minima"), dict) and _finite(m["minima"].get(k))]
+            row[k] = statistics.fmean(vals) if vals else math.nan
+        row["_models"] = models
+        rows.append(row)
+
+    def order(r):
+        return (
+            str(r["activation"]),
+            _param_count(r["hidden"]) if r["hidden"] is not None else math.inf,
+            str(r["hidden"]),
+            math.inf if r["batch_size"] in ("full", None) else r["batch_size"],
+            tuple(str(r.get(k)) for k in extras),
+            math.inf if r["learning_rate"] is None else r["learning_rate"],
+        )
+
+    rows.sort(key=order)
+    return rows, extras, minima_cols
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _hidden_str(h) -> str:
+    return "?" if h is None else ("[" + ",".join(map(str, h)) + "]")
+
+
+def _num(v: Any, fmt: str) -> str:
+    return format(v, fmt) if _finite(v) else ""
+
+
+def write_csv(path: str, rows: list[dict], extras: list[str], minima_cols: list[str]) -> None:
+    cols = (["activation", "hidden", "batch_size", *extras, "learning_rate", "seeds", "test_acc_mean", "test_acc_std",
+             "train_cost_mean", "train_cost_std", "best_seed", "best_acc", "worst_seed", "worst_acc", "diverged",
+             "diverged_frac", "chance_frac", *minima_cols, "status", "failed_networks", "jobs", "error"])
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            out = []
+            for c in cols:
+                v = r.get(c)
+                if c == "hidden":
+                    v = _hidden_str(v)
+                elif isinstance(v, float) and not math.isfinite(v):
+                    v = ""
+                elif v is None:
+                    v = ""
+                out.append(v)
+            w.writerow(out)
+
+
+def _lr_str(lr) -> str:
+    return "?" if lr is None else f"{lr:g}"
+
+
+def markdown_table(rows: list[dict], extras: list[str], minima_cols: list[str]) -> str:
+    head = ["activation", "hidden", "batch", *extras, "lr", "seeds", "test acc % (mean ± std)", "train cost (mean ± std)",
+            "best seed", "worst seed", "diverged", "at chance", *minima_cols, "status"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        if r["status"] == "failed":
+            acc = cost = best = worst = "—"
+            div = chance = "—"
+        else:
+            acc = (f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}" if _finite(r["test_acc_mean"]) else "diverged")
+            cost = (f"{r['train_cost_mean']:.4f} ± {r['train_cost_std']:.4f}" if _finite(r["train_cost_mean"]) else "diverged")
+            best = f"{r['best_seed']} ({100 * r['best_acc']:.2f}%)" if r["best_seed"] is not None else "—"
+            worst = f"{r['worst_seed']} ({100 * r['worst_acc']:.2f}%)" if r["worst_seed"] is not None else "—"
+            div = f"{r['diverged']}/{r['seeds']}"
+            chance = f"{round(r['chance_frac'] * r['seeds'])}/{r['seeds']}"
+        status = r["status"].upper() if r["status"] != "ok" else "ok"
+        if r["failed_networks"] and r["status"] != "failed":
+            status += f" (+{r['failed_networks']} in failed jobs)"
+        cells = [str(r["activation"] or "?"), _hidden_str(r["hidden"]), str(r["batch_size"] if r["batch_size"] is not None else "?"),
+                 *[str(r.get(k)) for k in extras], _lr_str(r["learning_rate"]), str(r["seeds"]), acc, cost, best, worst, div, chance,
+                 *[_num(r.get(k), ".3g") for k in minima_cols], status]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path: str, root: str, jobs: list[dict], rows: list[dict], table: str, pngs: list[str], minima_cols: list[str]) -> None:
+    ok = [j for j in jobs if j["status"] == "ok"]
+    failed = [j for j in jobs if j["status"] == "failed"]
+    n_net = sum(len(j["models"]) for j in ok)
+    n_div = sum(bool(m.get("diverged")) for j in ok for m in j["models"])
+    n_chance = sum(not m.get("diverged") and _finite(m.get("test_accuracy")) and m["test_accuracy"] < CHANCE for j in ok for m in j["models"])
+    epochs = sorted({j["epochs"] for j in ok if j.get("epochs") is not None})
+    walls = [j["wall_seconds"] for j in ok if _finite(j.get("wall_seconds"))]
+    out = [
+        f"# Sweep report: {os.path.abspath(root)}",
+        "",
+        f"{len(jobs)} jobs: {len(ok)} finished, {len(failed)} FAILED. {n_net} networks trained "
+        f"({', '.join(map(str, epochs)) or '?'} epochs): {n_div} diverged, {n_chance} more ended at chance (test accuracy < {100 * CHANCE:.0f}%)."
+        + (f" Job wall time {sum(walls):.0f} s in all, {statistics.median(walls):.1f} s median." if walls else ""),
+        "",
+        "Per configuration: test accuracy and final train cost are mean ± sample std over the networks that did not "
+        "diverge (a diverged network keeps its last finite parameters, so its numbers are not a result); best/worst "
+        "seed by test accuracy; *diverged*: networks whose cost or parameter norm blew up; *at chance*: networks "
+        f"(diverged included) below {100 * CHANCE:.0f}% test accuracy, i.e. that did not learn (at a large learning "
+        "rate usually a collapse to all-zero outputs, cost 1.0).",
+    ]
+    if minima_cols:
+        out += ["", "Minima columns (`landscape.analyze_group`, mean over the surviving seeds): sharpness = top Hessian "
+                "eigenvalue on a training subset; sharpness_lr = sharpness·η (GD is unstable above 2); saturated/dead "
+                "= fraction of hidden units stuck; init_barrier = cost rise along the straight path from the "
+                "initialization; seed_barrier = rise above the line between this minimum and the next seed's."]
+    out += ["", table, ""]
+    if failed:
+        out += ["## Failed jobs", ""]
+        for j in failed:
+            out.append(f"- **{j['name']}** ({' '.join(j['overrides']) or 'no overrides recorded'}): {j['reason']}")
+            for line in j["log_tail"]:
+                out.append(f"    - log: `{line}`")
+        out.append("")
+    if pngs:
+        out += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _panels(rows: list[dict]):
+    """(batch sizes, hidden configs) of the grid of panels, in table order."""
+    batches = sorted({r["batch_size"] for r in rows if r["batch_size"] is not None}, key=lambda b: math.inf if b == "full" else b)
+    hiddens = sorted({r["hidden"] for r in rows if r["hidden"] is not None}, key=lambda h: (_param_count(h), str(h)))
+    return batches, hiddens
+
+
+def _line_key(r: dict, extras: list[str]) -> str:
+    return " ".join([str(r["activation"])] + [f"{k.split('.')[-1]}={r.get(k)}" for k in extras])
+
+
+def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], minima_cols: list[str]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches, hiddens = _panels(rows)
+    if not batches or not hiddens:
+        return []
+    nr, nc = len(batches), len(hiddens)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    line_keys = sorted({_line_key(r, extras) for r in rows if r["activation"] is not None})
+    color_of = {k: colors[i % len(colors)] for i, k in enumerate(line_keys)}
+    written = []
+
+    def grid(title):
+        fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc + 1, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
+        fig.suptitle(title)
+        for i, b in enumerate(batches):
+            for jj, h in enumerate(hiddens):
+                ax = axes[i][jj]
+                ax.set_title(f"hidden {_hidden_str(h)}, batch {b}", fontsize=9)
+                ax.grid(alpha=0.3)
+        return fig, axes
+
+    def cell(r):
+        return batches.index(r["batch_size"]), hiddens.index(r["hidden"])
+
+    def finish(fig, axes, name, xlabel, ylabel):
+        for ax in axes[-1]:
+            ax.set_xlabel(xlabel)
+        for row in axes:
+            row[0].set_ylabel(ylabel)
+        handles = [plt.Line2D([], [], color=color_of[k], marker="o", label=k) for k in line_keys]
+        handles.append(plt.Line2D([], [], color="k", marker="x", linestyle="", label="diverged"))
+        handles.append(plt.Line2D([], [], color="r", marker="s", linestyle="", label="failed job"))
+        fig.legend(handles=handles, loc="upper right", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 0.88, 0.96))
+        fig.savefig(os.path.join(root, name), dpi=90)
+        plt.close(fig)
+        written.append(name)
+
+    plotted = [r for r in rows if r["batch_size"] is not None and r["hidden"] is not None and r["learning_rate"] is not None]
+
+    # Test accuracy against learning rate.
+    fig, axes = grid("test accuracy after training (mean ± std over seeds; x: a diverged seed)")
+    for k in line_keys:
+        for i, b in enumerate(batches):
+            for jj, h in enumerate(hiddens):
+                rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h]
+                ok = [r for r in rs if _finite(r["test_acc_mean"])]
+                ax = axes[i][jj]
+                if ok:
+                    ax.errorbar([r["learning_rate"] for r in ok], [100 * r["test_acc_mean"] for r in ok],
+                                yerr=[100 * r["test_acc_std"] for r in ok], color=color_of[k], marker="o", ms=3, capsize=2)
+                div = [r for r in rs if r["diverged"]]
+                ax.plot([r["learning_rate"] for r in div], [0] * len(div), "x", color=color_of[k], ms=7)
+                fail = [r for r in rs if r["status"] == "failed"]
+                ax.plot([r["learning_rate"] for r in fail], [50] * len(fail), "s", color="r", ms=6)
+    for row in axes:
+        for ax in row:
+            ax.set_xscale("log")
+            ax.axhline(10, color="gray", lw=0.8, ls=":")
+    finish(fig, axes, "accuracy_vs_lr.png", "learning rate η", "test accuracy %")
+
+    # Spread of the final train costs over seeds.
+    fig, axes = grid("final train cost of every network (x: diverged, drawn at the top)")
+    offsets = {k: (i - (len(line_keys) - 1) / 2) * 0.06 for i, k in enumerate(line_keys)}
+    top = max([float(m["train_cost"]) for r in plotted for m in r["_models"] if _finite(m.get("train_cost"))] or [1.0])
+    for r in plotted:
+        if not r["_models"]:
+            continue
+        i, jj = cell(r)
+        ax, k = axes[i][jj], _line_key(r, extras)
+        x = r["learning_rate"] * 10 ** offsets[k]
+        alive = [float(m["train_cost"]) for m in r["_models"] if not m.get("diverged") and _finite(m.get("train_cost"))]
+        ax.plot([x] * len(alive), alive, "o", color=color_of[k], ms=3, alpha=0.6)
+        if r["diverged"]:
+            ax.plot([x], [top * 1.5], "x", color=color_of[k], ms=7)
+    for row in axes:
+        for ax in row:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+    finish(fig, axes, "cost_spread.png", "learning rate η", "final train cost")
+
+    # Learning curves: test accuracy per epoch at each (line, panel)'s best learning rate.
+    fig, axes = grid("test accuracy per epoch at the best learning rate (mean; band: min–max over seeds)")
+    curves = _curves(jobs)
+    for i, b in enumerate(batches):
+        for jj, h in enumerate(hiddens):
+            ax = axes[i][jj]
+            for k in line_keys:
+                rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h and _finite(r["test_acc_mean"])]
+                if not rs:
+                    continue
+                best = max(rs, key=lambda r: r["test_acc_mean"])
+                acc_ExS = curves.get((k, h, b, best["learning_rate"]))
+                if acc_ExS is None or acc_ExS.size == 0:
+                    continue
+                ep = np.arange(1, acc_ExS.shape[0] + 1)
+                ax.plot(ep, 100 * np.nanmean(acc_ExS, axis=1), "-o", color=color_of[k], ms=3, label=f"{k} η={best['learning_rate']:g}")
+                ax.fill_between(ep, 100 * np.nanmin(acc_ExS, axis=1), 100 * np.nanmax(acc_ExS, axis=1), color=color_of[k], alpha=0.2)
+            if ax.lines:
+                ax.legend(fontsize=6, loc="lower right")
+    finish(fig, axes, "learning_curves.png", "epoch", "test accuracy %")
+
+    if "sharpness" in minima_cols:
+        fig, axes = grid("sharpness (top Hessian eigenvalue) at the minimum; dashed: 2/η")
+        for k in line_keys:
+            for i, b in enumerate(batches):
+                for jj, h in enumerate(hiddens):
+                    rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h and _finite(r.get("sharpness"))]
+                    if rs:
+                        axes[i][jj].plot([r["learning_rate"] for r in rs], [max(r["sharpness"], 1e-6) for r in rs], "-o", color=color_of[k], ms=3)
+        lrs = sorted({r["learning_rate"] for r in plotted})
+        for row in axes:
+            for ax in row:
+                ax.plot(lrs, [2 / lr for lr in lrs], "--", color="gray", lw=0.8)
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+        finish(fig, axes, "sharpness_vs_lr.png", "learning rate η", "sharpness")
+    return written
+
+
+def _curves(jobs: list[dict]) -> dict:
+    """(line key, hidden, batch, lr) → test accuracy array (epochs × networks), diverged networks as NaN."""
+    extras = _extras(jobs)
+    out: dict[tuple, list] = {}
+    for j in jobs:
+        if j["status"] != "ok" or not j["metrics"]:
+            continue
+        r = {"activation": j["activation"]} | {k: _fmt_value(j["config"].get(k)) for k in extras}
+        k = _line_key(r, extras)
+        acc = np.array([rec.get("test_accuracy", []) for rec in j["metrics"]], dtype=float)
+        div = np.array([rec.get("diverged", [False] * acc.shape[1]) for rec in j["metrics"]], dtype=bool)
+        if acc.ndim != 2 or acc.shape[1] != len(j["models"]):
+            continue
+        acc[div] = np.nan
+        for g, m in enumerate(j["models"]):
+            out.setdefault((k, j["hidden"], j["batch_size"], float(m["learning_rate"])), []).append(acc[:, g])
+    return {key: np.stack(cols, axis=1) for key, cols in out.items() if len({len(c) for c in cols}) == 1}
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def report(root: str, quiet: bool = False) -> dict:
+    """Read every job under `root`, write the report files into it; returns what was written.
+
+    Raises ReportError when `root` is not a folder or holds no job.
+    """
+    if not os.path.isdir(root):
+        raise ReportError(f"{root}: no such directory")
+    job_dirs = find_jobs(root)
+    if not job_dirs:
+        raise ReportError(f"{root}: no job folders in it (none holds .hydra/, summary.json, metrics.jsonl or error.txt)")
+    jobs = [read_job(d, root) for d in job_dirs]
+    rows, extras, minima_cols = aggregate(jobs)
+    try:
+        for name in OUTPUTS:  # plots of an earlier report that this one would not redraw
+            if name.endswith(".png") and os.path.exists(os.path.join(root, name)):
+                os.remove(os.path.join(root, name))
+        write_csv(os.path.join(root, "report.csv"), rows, extras, minima_cols)
+        pngs = plot_all(root, jobs, rows, extras, minima_cols)
+        table = markdown_table(rows, extras, minima_cols)
+        write_markdown(os.path.join(root, "report.md"), root, jobs, rows, table, pngs, minima_cols)
+    except OSError as e:
+        raise ReportError(f"{root}: cannot write the report: {e.strerror or e}") from None
+    if not quiet:
+        print(table)
+        failed = [j for j in jobs if j["status"] == "failed"]
+        for j in failed:
+            print(f"FAILED job {j['name']}: {j['reason']}")
+        print(f"report: {len(jobs)} jobs ({len(failed)} failed), {len(rows)} configurations -> "
+              f"{os.path.join(root, 'report.md')}, report.csv, {', '.join(pngs)}")
+    return {"jobs": jobs, "rows": rows, "pngs": pngs, "extras": extras, "minima_cols": minima_cols}
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # Hydra absent: the command line still works
+    Callback = object  # type: ignore[misc,assignment]
+
+
+class ReportCallback(Callback):
+    """Hydra callback: writes the report into the sweep dir when a multirun ends.
+
+    In the config: `hydra.callbacks.report: {_target_: mlpjax.report.ReportCallback}`.
+    A failure here is printed as one line and does not fail the sweep.
+    """
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = config.hydra.sweep.dir
+        try:
+            report(sweep_dir)
+        except Exception as e:  # the sweep itself is done; its results are on disk
+            print(f"report: could not write the report for {sweep_dir}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                  file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print("usage: python -m mlpjax.report DIR   (a sweep dir of mlpjax.train, e.g. multirun/2025-01-01/12-00-00)",
+              file=sys.stderr if len(argv) != 1 else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    try:
+        report(argv[0])
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

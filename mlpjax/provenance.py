@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -39,4 +40,5 @@ def record(repo_dir: str) -> dict:
         "git_commit": commit,
         "git_dirty": None if status is None else bool(status),
         "command": [sys.executable, *sys.argv],
+        "xla_flags": os.environ.get("XLA_FLAGS"),
     }

@@ -246,7 +246,7 @@ def progress_line(epoch: int, epochs: int, ev: dict, seconds: float) -> str:
 USER_ERRORS = (config.ConfigError, data.DataError, checkpoint.CheckpointMismatch)
 
 
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
@@ -279,4 +279,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the copy imported as `mlpjax.train`, not `__main__`, so that launchers which
+    # pickle the task function (joblib, submitit) find it by name in their workers.
+    from mlpjax.train import main as _main
+
+    _main()

@@ -1,0 +1,18 @@
+"""Sweeps through real Hydra launchers: submitit's local executor and joblib processes."""
+
+import json
+
+import pytest
+
+from test_cli import env, run_train  # noqa: F401  (env is a fixture)
+
+
+@pytest.mark.parametrize("launcher", ["submitit_local", "joblib_cpu"])
+def test_sweep_through_a_launcher_writes_every_summary(env, tmp_path, launcher):
+    r = run_train("-m", f"hydra/launcher={launcher}", "seed=0,1", "train.epochs=1", f"hydra.sweep.dir={tmp_path}", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    summaries = [json.loads((tmp_path / str(j) / "summary.json").read_text()) for j in (0, 1)]
+    assert [s["models"][0]["seed"] for s in summaries] == [0, 1]
+    assert all(s["models"][0]["test_accuracy"] > 0.5 for s in summaries)
+    if launcher == "joblib_cpu":  # XLA single-threaded in each job process
+        assert all("--xla_cpu_multi_thread_eigen=false" in (s["environment"]["xla_flags"] or "") for s in summaries)

@@ -153,8 +153,11 @@ def check(before: list[float], after: list[float]) -> dict:
 # ---------------------------------------------------------------- the methods
 
 
-def run_project(K, batch, data, args) -> dict:
-    """`fit.train_epoch` on a group of K networks (seeds seed..seed+K-1), shared data order."""
+def run_project(K, batch, data, args, shared=True) -> dict:
+    """`fit.train_epoch` on a group of K networks (seeds seed..seed+K-1).
+
+    `shared`: one data order for the group; else each network its own (`train.shuffle=per_model`).
+    """
     spec = fit.Spec(sizes=SIZES, activation="sigmoid", cost="quadratic", batch_size=batch, n_train=data["n"])
     seeds = np.arange(args.seed, args.seed + K)
     state = {"group": fit.init_group(spec, INIT, seeds, np.full(K, args.lr, np.float32))}
@@ -162,10 +165,13 @@ def run_project(K, batch, data, args) -> dict:
     x_dev, y_dev = jnp.asarray(data["x"]), jnp.asarray(data["y"])
 
     def train_epoch(order_dev):
-        state["group"], metrics = fit.train_epoch(state["group"], x_dev, y_dev, order_dev, spec, True)
+        state["group"], metrics = fit.train_epoch(state["group"], x_dev, y_dev, order_dev, spec, shared)
         jax.block_until_ready((state["group"], metrics))
 
-    orders = [jnp.asarray(o) for o in data["orders"]]
+    if shared:
+        orders = [jnp.asarray(o) for o in data["orders"]]
+    else:
+        orders = [jnp.asarray(fit.permutations(list(seeds), epoch, data["n"])) for epoch in range(len(data["orders"]))]
     times = time_epochs(train_epoch, orders[1:], orders[0], args.repeats)
     evals = [numpy_cost(p, data["x_eval"], data["y_eval"]) for p in group_networks(state["group"])]
     return {"times": times, "examples": data["n"], "acc_after": float(np.mean([e[1] for e in evals])),
@@ -201,7 +207,7 @@ def run_single(method, batch, data, args) -> dict:
     return {"times": times, "examples": n, "acc_after": acc, **check(before, [cost])}
 
 
-LABELS = {"project": "mlpjax train_epoch", "numpy": "NumPy per-example", "jax_loop": "JAX jitted-step loop",
+LABELS = {"project": "mlpjax train_epoch", "project_per_model": "mlpjax, per-network order", "numpy": "NumPy per-example", "jax_loop": "JAX jitted-step loop",
           "torch": "PyTorch eager"}
 
 
@@ -248,6 +254,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke test: few examples and repeats (timings not for quoting)")
     p.add_argument("--groups", help="group sizes K for mlpjax (default 1,8,64,256; --quick: 1,8); K=1 is always run")
+    p.add_argument("--per-model-groups", default="64", help="group sizes also timed with one data order per network (default 64; '' for none)")
     p.add_argument("--batches", default="10,128", help="mini-batch sizes (default 10,128)")
     p.add_argument("--methods", default="project,numpy,jax_loop,torch", help="any of project,numpy,jax_loop,torch")
     p.add_argument("--examples", type=int, help="examples per timed epoch, scaled to 60000 (default 60000; --quick 3000)")
@@ -271,6 +278,7 @@ def main(argv=None):
             setattr(args, k, v)
     groups = sorted({1, *(int(k) for k in args.groups.split(","))})
     batches = [int(b) for b in args.batches.split(",")]
+    args.per_model_groups = [int(k) for k in args.per_model_groups.split(",") if k]
     methods = args.methods.split(",")
     if unknown := set(methods) - set(LABELS):
         p.error(f"unknown methods {sorted(unknown)}; allowed: {', '.join(LABELS)}")
@@ -324,10 +332,14 @@ def main(argv=None):
     rows = []
     for batch in batches:
         runs = [("project", K) for K in groups] if "project" in methods else []
+        runs += [("project_per_model", K) for K in args.per_model_groups if "project" in methods]
         runs += [(m, 1) for m in methods if m != "project"]
         for method, K in runs:
             t0 = time.perf_counter()
-            r = run_project(K, batch, data, args) if method == "project" else run_single(method, batch, data, args)
+            if method.startswith("project"):
+                r = run_project(K, batch, data, args, shared=method == "project")
+            else:
+                r = run_single(method, batch, data, args)
             steps_timed = r["examples"] // batch
             scale = (EPOCH // batch) / steps_timed
             sec = statistics.median(r["times"]) * scale
@@ -347,7 +359,7 @@ def main(argv=None):
         ref = {m: find(m, r["batch"]) for m in ("numpy", "torch", "project")}
         for key, m in (("vs_numpy", "numpy"), ("vs_torch", "torch"), ("vs_K1", "project")):
             r[key] = r["model_epochs_per_s"] / ref[m]["model_epochs_per_s"] if ref[m] else None
-        if r["method"] != "project":
+        if not r["method"].startswith("project"):
             r["vs_K1"] = None
 
     print()
@@ -374,6 +386,9 @@ def main(argv=None):
                 ratios[text] = one["model_epochs_per_s"] / other["model_epochs_per_s"]
         for K in groups[1:]:
             ratios[f"group of {K} vs one network at batch {batch}"] = find("project", batch, K)["vs_K1"]
+        for K in args.per_model_groups:
+            if (own := find("project_per_model", batch, K)) and (shared := find("project", batch, K)):
+                ratios[f"group of {K}, per-network orders vs one shared order at batch {batch}"] = own["model_epochs_per_s"] / shared["model_epochs_per_s"]
     for text, v in ratios.items():
         print(f"{text}: {v:,.1f}×" + (" model-epochs/s" if text.startswith("group") else ""))
 

@@ -50,6 +50,7 @@ class TrainConfig:
     max_group: int = 0  # most networks compiled into one program; 0: as many as memory allows
     diverge_norm: float = 1e4  # a network whose parameter norm passes this is marked diverged
     checkpoint_every: int = 5  # epochs between saves of the whole training state
+    analyze: bool = False  # after training: the minima (landscape.analyze_group) into summary.json
 
 
 @dataclasses.dataclass
@@ -134,6 +135,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.max_group": _int_at_least(0),
     "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0",
     "train.checkpoint_every": _int_at_least(1),
+    "train.analyze": lambda v: None if isinstance(v, bool) else "true or false",
     "seed": _int_at_least(0),
 }
 

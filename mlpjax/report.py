@@ -45,8 +45,11 @@ CHANCE = 0.2
 # or that do not change what is trained.
 OWN_COLUMNS = {"model.activation", "model.hidden", "data.batch_size", "optim.lr"}
 NOT_IDENTITY = {"train.seeds", "seed", "data.idx_dir", "data.data_dir", "train.max_group", "train.checkpoint_every"}
-MINIMA_ORDER = ("sharpness", "sharpness_lr", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
+MINIMA_ORDER = ("sharpness", "sharpness_lr", "min_eigenvalue", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
                 "init_barrier", "seed_barrier", "cost_subset")
+# The minima columns of report.md (report.csv has them all), and their headers.
+MD_MINIMA = {"sharpness": "sharpness", "sharpness_lr": "sharpness·η", "saturated_units": "saturated units",
+             "dead_units": "dead units", "min_eigenvalue": "λ_min", "init_barrier": "init barrier", "seed_barrier": "seed barrier"}
 JOB_MARKERS = (".hydra", "summary.json", "metrics.jsonl", "error.txt")
 OUTPUTS = ("report.csv", "report.md", "accuracy_vs_lr.png", "learning_curves.png", "cost_spread.png", "sharpness_vs_lr.png")
 
@@ -330,8 +333,8 @@ def write_csv(path: str, rows: list[dict], extras: list[str], minima_cols: list[
                 v = r.get(c)
                 if c == "hidden":
                     v = _hidden_str(v)
-                elif isinstance(v, float) and not math.isfinite(v):
-                    v = ""
+                elif isinstance(v, float):
+                    v = f"{v:.6g}" if math.isfinite(v) else ""
                 elif v is None:
                     v = ""
                 out.append(v)
@@ -343,13 +346,16 @@ def _lr_str(lr) -> str:
 
 
 def markdown_table(rows: list[dict], extras: list[str], minima_cols: list[str]) -> str:
+    md_minima = [k for k in minima_cols if k in MD_MINIMA]
     head = ["activation", "hidden", "batch", *extras, "lr", "seeds", "test acc % (mean ± std)", "train cost (mean ± std)",
-            "best seed", "worst seed", "diverged", "at chance", *minima_cols, "status"]
+            "best seed", "worst seed", "diverged", "at chance", *[MD_MINIMA[k] for k in md_minima], "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
+        seeds = str(r["seeds"])
         if r["status"] == "failed":
             acc = cost = best = worst = "—"
             div = chance = "—"
+            seeds = f"— ({r['failed_networks']} in failed jobs)" if r["failed_networks"] else "—"
         else:
             acc = (f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f}" if _finite(r["test_acc_mean"]) else "diverged")
             cost = (f"{r['train_cost_mean']:.4f} ± {r['train_cost_std']:.4f}" if _finite(r["train_cost_mean"]) else "diverged")
@@ -358,11 +364,11 @@ def markdown_table(rows: list[dict], extras: list[str], minima_cols: list[str]) 
             div = f"{r['diverged']}/{r['seeds']}"
             chance = f"{round(r['chance_frac'] * r['seeds'])}/{r['seeds']}"
         status = r["status"].upper() if r["status"] != "ok" else "ok"
-        if r["failed_networks"] and r["status"] != "failed":
+        if r["failed_networks"] and r["status"] != "failed":  # the same configuration also ran in a job that failed
             status += f" (+{r['failed_networks']} in failed jobs)"
         cells = [str(r["activation"] or "?"), _hidden_str(r["hidden"]), str(r["batch_size"] if r["batch_size"] is not None else "?"),
-                 *[str(r.get(k)) for k in extras], _lr_str(r["learning_rate"]), str(r["seeds"]), acc, cost, best, worst, div, chance,
-                 *[_num(r.get(k), ".3g") for k in minima_cols], status]
+                 *[str(r.get(k)) for k in extras], _lr_str(r["learning_rate"]), seeds, acc, cost, best, worst, div, chance,
+                 *[_num(r.get(k), ".3g") for k in md_minima], status]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -390,7 +396,8 @@ def write_markdown(path: str, root: str, jobs: list[dict], rows: list[dict], tab
     ]
     if minima_cols:
         out += ["", "Minima columns (`landscape.analyze_group`, mean over the surviving seeds): sharpness = top Hessian "
-                "eigenvalue on a training subset; sharpness_lr = sharpness·η (GD is unstable above 2); saturated/dead "
+                "eigenvalue on a training subset (Lanczos); sharpness·η (GD is unstable above 2); λ_min = the smallest "
+                "eigenvalue (< 0: not yet a minimum); saturated/dead "
                 "= fraction of hidden units stuck; init_barrier = cost rise along the straight path from the "
                 "initialization; seed_barrier = rise above the line between this minimum and the next seed's."]
     out += ["", table, ""]
@@ -425,6 +432,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 
     batches, hiddens = _panels(rows)
@@ -438,7 +446,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
 
     def grid(title):
         fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc + 1, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
         for i, b in enumerate(batches):
             for jj, h in enumerate(hiddens):
                 ax = axes[i][jj]
@@ -457,8 +465,8 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
         handles = [plt.Line2D([], [], color=color_of[k], marker="o", label=k) for k in line_keys]
         handles.append(plt.Line2D([], [], color="k", marker="x", linestyle="", label="diverged"))
         handles.append(plt.Line2D([], [], color="r", marker="s", linestyle="", label="failed job"))
-        fig.legend(handles=handles, loc="upper right", fontsize=8)
-        fig.tight_layout(rect=(0, 0, 0.88, 0.96))
+        fig.legend(handles=handles, loc="center right", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.97))
         fig.savefig(os.path.join(root, name), dpi=90)
         plt.close(fig)
         written.append(name)
@@ -466,7 +474,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
     plotted = [r for r in rows if r["batch_size"] is not None and r["hidden"] is not None and r["learning_rate"] is not None]
 
     # Test accuracy against learning rate.
-    fig, axes = grid("test accuracy after training (mean ± std over seeds; x: a diverged seed)")
+    fig, axes = grid("final test accuracy: mean ± std over seeds (x at 0: some seed diverged; dotted: chance)")
     for k in line_keys:
         for i, b in enumerate(batches):
             for jj, h in enumerate(hiddens):
@@ -479,7 +487,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
                 div = [r for r in rs if r["diverged"]]
                 ax.plot([r["learning_rate"] for r in div], [0] * len(div), "x", color=color_of[k], ms=7)
                 fail = [r for r in rs if r["status"] == "failed"]
-                ax.plot([r["learning_rate"] for r in fail], [50] * len(fail), "s", color="r", ms=6)
+                ax.plot([r["learning_rate"] for r in fail], [50] * len(fail), "s", color="r", ms=6)  # at 50%: no result
     for row in axes:
         for ax in row:
             ax.set_xscale("log")
@@ -487,15 +495,17 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
     finish(fig, axes, "accuracy_vs_lr.png", "learning rate η", "test accuracy %")
 
     # Spread of the final train costs over seeds.
-    fig, axes = grid("final train cost of every network (x: diverged, drawn at the top)")
+    fig, axes = grid("final train cost of every seed (at the top, x: some seed diverged; red: failed job)")
     offsets = {k: (i - (len(line_keys) - 1) / 2) * 0.06 for i, k in enumerate(line_keys)}
     top = max([float(m["train_cost"]) for r in plotted for m in r["_models"] if _finite(m.get("train_cost"))] or [1.0])
     for r in plotted:
-        if not r["_models"]:
-            continue
         i, jj = cell(r)
         ax, k = axes[i][jj], _line_key(r, extras)
         x = r["learning_rate"] * 10 ** offsets[k]
+        if r["failed_networks"] and not r["_models"]:
+            ax.plot([x], [top * 1.5], "s", color="r", ms=6)
+        if not r["_models"]:
+            continue
         alive = [float(m["train_cost"]) for m in r["_models"] if not m.get("diverged") and _finite(m.get("train_cost"))]
         ax.plot([x] * len(alive), alive, "o", color=color_of[k], ms=3, alpha=0.6)
         if r["diverged"]:
@@ -507,7 +517,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
     finish(fig, axes, "cost_spread.png", "learning rate η", "final train cost")
 
     # Learning curves: test accuracy per epoch at each (line, panel)'s best learning rate.
-    fig, axes = grid("test accuracy per epoch at the best learning rate (mean; band: min–max over seeds)")
+    fig, axes = grid("test accuracy per epoch at the best η (mean; band: min–max over seeds)")
     curves = _curves(jobs)
     for i, b in enumerate(batches):
         for jj, h in enumerate(hiddens):
@@ -525,6 +535,7 @@ def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], m
                 ax.fill_between(ep, 100 * np.nanmin(acc_ExS, axis=1), 100 * np.nanmax(acc_ExS, axis=1), color=color_of[k], alpha=0.2)
             if ax.lines:
                 ax.legend(fontsize=6, loc="lower right")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     finish(fig, axes, "learning_curves.png", "epoch", "test accuracy %")
 
     if "sharpness" in minima_cols:

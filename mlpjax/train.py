@@ -32,7 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mlpjax import checkpoint, cli, config, data, fit, model, provenance
+from mlpjax import checkpoint, cli, config, data, fit, landscape, model, provenance
 
 config.register()
 
@@ -68,7 +68,7 @@ def programs(spec: fit.Spec, cfg: DictConfig, G: int, data_bytes: int) -> tuple[
 def identity(cfg: DictConfig) -> dict:
     """The settings that make two runs the same run (all but epochs and checkpoint cadence)."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    c["train"] = {k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every")}
+    c["train"] = {k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every", "analyze")}
     c["data"] = {k: v for k, v in c["data"].items() if k != "data_dir"}
     return c
 
@@ -217,6 +217,13 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
         "identity": run_id,
         "environment": provenance.record(REPO_DIR),
     }
+    if cfg.train.analyze:
+        t_analyze = time.perf_counter()
+        init = fit.init_group(spec, cfg.model.init, seeds_of(members), np.array([m["learning_rate"] for m in members]))
+        minima = landscape.analyze_group(init.params, params, summary["models"], x_train_NxD, y_train_NxK, spec.activation, spec.cost, jax.random.key(cfg.seed))
+        for m, mi in zip(summary["models"], minima):
+            m["minima"] = mi
+        summary["analyze_seconds"] = round(time.perf_counter() - t_analyze, 3)
     with open(summary_path + ".tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(summary_path + ".tmp", summary_path)  # a summary on disk means a complete run

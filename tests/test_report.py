@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlpjax import cost, landscape, model, report
+from mlpjax import cost, landscape, report
 
 LRS = [0.1, 1.0]
 SEEDS = [0, 1, 2]
@@ -173,14 +173,17 @@ def test_callback_reports_the_sweep_dir(sweep):
 
 
 def tiny_group(activation, G=4, sizes=(8, 6, 5, 3), n=64):
-    keys = jax.random.split(jax.random.key(0), G)
-    init = jax.vmap(lambda k: model.init_params(k, list(sizes), "lecun"))(keys)
-    # "Trained": the init moved a little, differently per network.
-    final = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), init)
-    kx, ky = jax.random.split(jax.random.key(2))
-    x = jax.random.uniform(kx, (n, sizes[0]))
-    y = jax.nn.one_hot(jax.random.randint(ky, (n,), 0, sizes[-1]), sizes[-1])
-    return init, final, x, y
+    """G stacked random networks (LeCun-scaled) and a copy moved a little, as "init" and "final".
+
+    Drawn with NumPy: eager JAX ops would each compile, which costs more than the test.
+    """
+    rng = np.random.default_rng(0)
+    init = [(rng.normal(size=(G, o, i)) / np.sqrt(i), np.zeros((G, o))) for i, o in zip(sizes[:-1], sizes[1:])]
+    final = [(W + 0.3 * rng.normal(size=W.shape), b + 0.3 * rng.normal(size=b.shape)) for W, b in init]
+    as_jax = lambda p: [(jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32)) for W, b in p]
+    x = rng.uniform(size=(n, sizes[0])).astype(np.float32)
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], n)]
+    return as_jax(init), as_jax(final), x, y
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
@@ -188,7 +191,7 @@ def test_analyze_group_on_a_tiny_net(activation):
     init, final, x, y = tiny_group(activation)
     members = [{"seed": 0, "learning_rate": 0.5}, {"seed": 1, "learning_rate": 0.5, "diverged": True},
                {"seed": 2, "learning_rate": 0.5}, {"seed": 0, "learning_rate": 2.0}]
-    out = landscape.analyze_group(init, final, members, x, y, activation, "quadratic", jax.random.key(0), n_examples=50, power_iters=300)
+    out = landscape.analyze_group(init, final, members, x, y, activation, "quadratic", jax.random.key(0), n_examples=50, lanczos_steps=200)
     assert len(out) == 4
     assert out[1] == {"skipped": "diverged"}
     kind = "saturated" if activation == "sigmoid" else "dead"
@@ -196,13 +199,14 @@ def test_analyze_group_on_a_tiny_net(activation):
     # The same fixed subset of 50 rows that analyze_group draws.
     rows = np.sort(np.random.default_rng(0).choice(64, 50, replace=False))
     xs, ys = x[rows], y[rows]
-    # Sharpness: the dominant eigenvalue of the dense Hessian on the subset (one network: each
-    # dense Hessian compiles anew).
+    # Sharpness and λ_min: the ends of the dense Hessian's spectrum on the subset (Lanczos with
+    # as many steps as parameters is exact). One network: each dense Hessian compiles anew.
     eig = np.linalg.eigvalsh(landscape.hessian(net(final, 0), xs, ys, activation).astype(np.float64))
-    assert out[0]["sharpness"] == pytest.approx(eig[np.argmax(np.abs(eig))], rel=0.02)
+    assert out[0]["sharpness"] == pytest.approx(eig[-1], rel=1e-3)
+    assert out[0]["min_eigenvalue"] == pytest.approx(eig[0], rel=1e-3, abs=1e-4 * eig[-1])
     for g in (0, 2, 3):
         m = out[g]
-        assert np.isfinite(m["sharpness"]) and m["sharpness"] != 0.0
+        assert m["min_eigenvalue"] <= m["sharpness"] and m["sharpness"] > 0.0
         assert m["sharpness_lr"] == pytest.approx(m["sharpness"] * members[g]["learning_rate"])
         assert 0.0 <= m[f"{kind}_units"] <= 1.0 and 0.0 <= m[f"{kind}_pairs"] <= 1.0
         assert m["init_barrier"] >= 0.0
@@ -215,8 +219,18 @@ def test_analyze_group_on_a_tiny_net(activation):
     assert "seed_barrier" not in out[3]
 
 
+def test_analyze_group_sharpness_is_the_top_eigenvalue_with_few_steps():
+    # 20 Lanczos steps on 107 parameters: the top Ritz value is already close to the top eigenvalue.
+    init, final, x, y = tiny_group("sigmoid", G=1)
+    out = landscape.analyze_group(init, final, [{"seed": 0, "learning_rate": 1.0}], x, y, "sigmoid", n_examples=50, lanczos_steps=20)
+    rows = np.sort(np.random.default_rng(0).choice(64, 50, replace=False))
+    eig = np.linalg.eigvalsh(landscape.hessian([(W[0], b[0]) for W, b in final], x[rows], y[rows]).astype(np.float64))
+    assert out[0]["sharpness"] == pytest.approx(eig[-1], rel=0.02)
+    assert out[0]["sharpness"] <= eig[-1] * (1 + 1e-4)  # Ritz values lie inside the spectrum
+
+
 def test_analyze_group_barrier_is_zero_when_final_equals_init():
     init, _, x, y = tiny_group("sigmoid", G=2)
     out = landscape.analyze_group(init, init, [{"seed": 0, "learning_rate": 1.0}, {"seed": 1, "learning_rate": 1.0}], x, y, "sigmoid",
-                                   n_examples=50, power_iters=300)  # the shapes of the test above: compiled already
+                                   n_examples=50, lanczos_steps=200)  # the shapes of the test above: compiled already
     assert out[0]["init_barrier"] == pytest.approx(0.0, abs=1e-6)

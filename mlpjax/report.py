@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mlpjax import model
+
 # A network is "at chance" when its test accuracy is below this (10 classes: chance ≈ 0.1;
 # the commonest digit is 11.35% of the test set). Such networks did not learn: a collapse
 # (every output driven to 0, cost 1.0) at too large a learning rate, or too few steps.
@@ -44,7 +46,7 @@ CHANCE = 0.2
 # Settings that are part of a configuration's identity but shown in their own columns,
 # or that do not change what is trained.
 OWN_COLUMNS = {"model.activation", "model.hidden", "data.batch_size", "optim.lr"}
-NOT_IDENTITY = {"train.seeds", "seed", "data.idx_dir", "data.data_dir", "train.max_group", "train.checkpoint_every"}
+NOT_IDENTITY = {"train.seeds", "seed", "data.idx_dir", "data.data_dir", "train.max_group", "train.checkpoint_every", "train.analyze"}
 MINIMA_ORDER = ("sharpness", "sharpness_lr", "min_eigenvalue", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
                 "init_barrier", "seed_barrier", "cost_subset")
 # The minima columns of report.md (report.csv has them all), and their headers.
@@ -213,8 +215,7 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
 
 
 def _param_count(hidden) -> int:
-    sizes = [784, *(hidden or ()), 10]
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return model.count_for_sizes([784, *(hidden or ()), 10])
 
 
 def aggregate(jobs: list[dict]) -> tuple[list[dict], list[str], list[str]]:

@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 
 import jax
 import orbax.checkpoint as ocp
 
 from mlpjax import model
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Orbax logs every step of a save at INFO through absl; keep only warnings."""
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        absl_logger.setLevel(level)
+from mlpjax.quiet import quiet  # orbax logs every step of a save at INFO through absl
 
 
 def save_params(path: str, params: model.Params) -> None:
     """Write `params` (a list of `(W, b)` tuples, any leading axes) to the folder `path`; atomic."""
-    with _quiet(), ocp.StandardCheckpointer() as ckpt:
+    with quiet(), ocp.StandardCheckpointer() as ckpt:
         ckpt.save(os.path.abspath(path), params, force=True)
 
 
 def load_params(path: str) -> model.Params:
     """Read back what `save_params` wrote, as the same list of `(W, b)` tuples."""
-    with _quiet(), ocp.StandardCheckpointer() as ckpt:
+    with quiet(), ocp.StandardCheckpointer() as ckpt:
         tree = ckpt.restore(os.path.abspath(path))
     return [(jax.numpy.asarray(W), jax.numpy.asarray(b)) for W, b in tree]
 
@@ -53,7 +40,7 @@ def save_state(directory: str, epoch: int, state, identity: dict) -> None:
     os.makedirs(directory, exist_ok=True)
     _write_json_atomic(os.path.join(directory, "identity.json"), identity)
     options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
-    with _quiet(), ocp.CheckpointManager(directory, options=options) as manager:
+    with quiet(), ocp.CheckpointManager(directory, options=options) as manager:
         manager.save(epoch, args=ocp.args.StandardSave(state))
         manager.wait_until_finished()
 
@@ -66,7 +53,7 @@ def restore_state(directory: str, abstract_state, identity: dict):
     directory = os.path.abspath(directory)
     if not os.path.isdir(directory):
         return None
-    with _quiet(), ocp.CheckpointManager(directory) as manager:
+    with quiet(), ocp.CheckpointManager(directory) as manager:
         epoch = manager.latest_step()
         if epoch is None:
             return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from mlpjax import config
@@ -22,11 +21,30 @@ def _group_options(group: str) -> list[str]:
     return sorted(f[: -len(".yaml")] for f in os.listdir(os.path.join(CONF_DIR, group)) if f.endswith(".yaml"))
 
 
+# Hydra's flags that take a value (`python -m mlpjax.train --hydra-help`); `--info` takes one
+# only from INFO_VALUES. Every other word of the command line that is not a flag is an override.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The overrides in a Hydra command line: `["-m", "--cfg", "job", "seed=1"]` → `["seed=1"]`."""
+    overrides, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        if word in VALUE_FLAGS or (word in ("--info", "-i") and i + 1 < len(argv) and argv[i + 1] in INFO_VALUES):
+            i += 2
+            continue
+        if not word.startswith("-"):
+            overrides.append(word)
+        i += 1
+    return overrides
+
+
 def check_overrides(argv: list[str]) -> None:
     """Raise ConfigError for the first override whose key is unknown or whose value is not allowed."""
     try:
-        args, _ = get_args_parser().parse_known_args(argv)
-        overrides = OverridesParser.create().parse_overrides(args.overrides)
+        overrides = OverridesParser.create().parse_overrides(overrides_of(argv))
     except Exception:
         return  # a syntax error: Hydra's own message names the override
     groups = {d for d in os.listdir(CONF_DIR) if os.path.isdir(os.path.join(CONF_DIR, d))}

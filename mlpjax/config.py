@@ -9,8 +9,10 @@ value ends in one line: `error: KEY=VALUE: WHAT IS ALLOWED`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -75,7 +77,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool): 1e309 reads as inf, which no option accepts."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
@@ -94,7 +97,7 @@ def _check_hidden(v: Any) -> Optional[str]:
 def _check_lr(v: Any) -> Optional[str]:
     values = list(v) if isinstance(v, (list, tuple, ListConfig)) else [v]
     ok = len(values) > 0 and all(_is_number(x) and x > 0 for x in values)
-    return None if ok else "a number > 0, or a non-empty list of them, e.g. 3.0 or [0.1,1,3]"
+    return None if ok else "a number > 0 and finite, or a non-empty list of them, e.g. 3.0 or [0.1,1,3]"
 
 
 def _check_momentum(v: Any) -> Optional[str]:
@@ -133,7 +136,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.seeds": _int_at_least(1),
     "train.shuffle": _choice(SHUFFLES),
     "train.max_group": _int_at_least(0),
-    "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0",
+    "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0 and finite",
     "train.checkpoint_every": _int_at_least(1),
     "train.analyze": lambda v: None if isinstance(v, bool) else "true or false",
     "seed": _int_at_least(0),
@@ -163,9 +166,37 @@ def validate(cfg: DictConfig) -> None:
         check(key, _select(cfg, key))
 
 
-def learning_rates(cfg: DictConfig) -> list[float]:
-    lr = cfg.optim.lr
+def learning_rates(lr: Any) -> list[float]:
+    """The value of `optim.lr` (a number or a list of numbers) as a list of floats."""
     return [float(x) for x in lr] if isinstance(lr, (list, tuple, ListConfig)) else [float(lr)]
+
+
+# Settings that change nothing a network learns: where data is kept, how often it is saved,
+# whether it is analyzed afterwards.
+NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", "train.analyze")
+# A run's identity: the settings a checkpoint must share to be resumed. `train.epochs` is left
+# out, so that a longer run continues a shorter one; `train.max_group` stays (it shapes the state).
+NOT_RUN_IDENTITY = (*NOT_LEARNED, "train.epochs")
+# A configuration (one row of the report): what the networks of a run share, whatever their seeds
+# and however the work was split; the data folder's path may differ between machines.
+NOT_CONFIGURATION = (*NOT_LEARNED, "seed", "train.seeds", "train.max_group", "data.idx_dir")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"hidden": [16]}} → {"model.hidden": [16]}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_identity(cfg: DictConfig) -> dict:
+    """The settings that make two runs the same run: flat `{"model.hidden": [16, 16], …}`."""
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    return {k: v for k, v in flat.items() if k not in NOT_RUN_IDENTITY}
 
 
 def batch_size(cfg: DictConfig, n_train: int) -> int:

@@ -7,7 +7,6 @@ IDX files (`idx_dir`) or tfds's own checksummed download of the stock MNIST file
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -16,12 +15,15 @@ import math
 import os
 import pathlib
 import time
-import warnings
+import urllib.error
+import urllib.request
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
+
+from mlpjax.quiet import quiet
 
 IDX_FILES = {  # split -> (images file, labels file): the standard MNIST names
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -96,20 +98,6 @@ def _check_idx_dir(idx_dir: str) -> str:
     return sha.hexdigest()
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Mute tfds's absl INFO/WARNING lines and Python warnings inside the block only."""
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        absl_logger.setLevel(level)
-
-
 @dataclasses.dataclass
 class _MnistConfig(tfds.core.BuilderConfig):
     idx_dir: str | None = None  # None: tfds downloads the stock files
@@ -169,6 +157,32 @@ class MlpjaxMnist(tfds_mnist.MNIST):
         pass
 
 
+def _check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Raise DataError within about `timeout` s if `url`'s server cannot be reached.
+
+    tfds's downloader retries a dead network for minutes; this asks once first.
+    """
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # the server answered: the network is there, tfds reports what it said
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DataError(f"cannot download MNIST (no network: {reason}); {NO_DATA_HINT}") from None
+
+
+NO_DATA_HINT = "set MNIST_IDX_DIR or data.idx_dir to a folder with the four IDX files"
+
+
+def _download_and_prepare(builder: MlpjaxMnist) -> None:
+    """Prepare the stock MNIST through tfds's checksummed download; a failure is a DataError."""
+    _check_reachable(builder.URL + IDX_FILES["train"][1])
+    try:
+        builder.download_and_prepare(file_format="array_record")
+    except Exception as e:  # requests' and tfds's errors; tfds keeps nothing half-written
+        raise DataError(f"cannot download MNIST ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {NO_DATA_HINT}") from None
+
+
 def load_mnist(idx_dir: str | None, data_dir: str) -> Mnist:
     """MNIST prepared by tfds under `data_dir` (once per distinct source) and read as arrays.
 
@@ -182,12 +196,16 @@ def load_mnist(idx_dir: str | None, data_dir: str) -> Mnist:
         digest = _check_idx_dir(idx_dir)[:12]
         # Other files -> other config -> other prepared dir: never reuse data from other files.
         config, source = _MnistConfig(name=f"idx_{digest}", idx_dir=idx_dir), f"idx:{idx_dir} (sha256 {digest})"
-    with _quiet():
+    # tfds logs at INFO and WARNING through absl and warns about TensorFlow being absent.
+    with quiet(logging.ERROR, python_warnings=False):
         builder = MlpjaxMnist(data_dir=data_dir, config=config)
         if not builder.is_prepared():
             start = time.perf_counter()
             # tfds writes into an `incomplete.*` dir and renames it only on success.
-            builder.download_and_prepare(file_format="array_record")
+            if idx_dir is None:
+                _download_and_prepare(builder)
+            else:
+                builder.download_and_prepare(file_format="array_record")
             print(f"prepared MNIST from {idx_dir or 'tfds download'} in {time.perf_counter() - start:.1f} s")
         # Reads only what is on disk (never downloads, unlike `tfds.data_source(download=True)`).
         sources = builder.as_data_source()

@@ -178,9 +178,9 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
 
 
 def set_learning_rates(group: Group, lrs_G: np.ndarray) -> Group:
-    """The group with new learning rates; traced values, so nothing recompiles."""
-    group.opt_state.hyperparams["learning_rate"] = jnp.asarray(lrs_G, jnp.float32)
-    return group
+    """A new group whose networks have learning rates `lrs_G` (G,); traced values, so nothing recompiles."""
+    hyperparams = group.opt_state.hyperparams | {"learning_rate": jnp.asarray(lrs_G, jnp.float32)}
+    return group._replace(opt_state=group.opt_state._replace(hyperparams=hyperparams))
 
 
 def permutations(seeds: list[int], epoch: int, n: int) -> np.ndarray:

@@ -10,10 +10,8 @@ It writes into Hydra's output dir:
   checkpoint/         the whole training state every `train.checkpoint_every` epochs
 
 Re-running the same command into the same output dir resumes from the last checkpoint,
-or does nothing if the run is complete.
-
-Default (784-16-16-10, sigmoid, quadratic cost, SGD η=0.5, mini-batch 32, 60 epochs):
-about 95.3% test accuracy in about 30 s on a 2-core CPU (README: the measured numbers).
+or does nothing if the run is complete. A run stops early once every network has diverged.
+The defaults are in conf/; what they reach, and how fast, is measured in the README.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from typing import NamedTuple
 
 import hydra
 import jax
@@ -30,181 +29,218 @@ import jax.numpy as jnp
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlpjax import checkpoint, cli, config, data, fit, landscape, model, provenance
+from mlpjax import checkpoint, cli, config, data, fit, landscape, model, provenance, rundir
+from mlpjax.plan import Network, Plan, chunks, make_plan
 
 config.register()
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def group_members(cfg: DictConfig) -> list[dict]:
-    """Every network of the run: learning rate major, seed minor."""
-    seeds = [cfg.seed + i for i in range(cfg.train.seeds)]
-    return [{"seed": s, "learning_rate": lr} for lr in config.learning_rates(cfg) for s in seeds]
-
-
-def programs(spec: fit.Spec, cfg: DictConfig, G: int, data_bytes: int) -> tuple[int, int]:
-    """`(n_chunks, chunk)`: the G networks run as n_chunks programs of `chunk` networks each.
-
-    A chunk holds as many networks as half the device memory left after the data allows
-    (or `train.max_group`), rounded up to a multiple of the number of devices.
-    """
-    P = model.count_for_sizes(list(spec.sizes))
-    units = sum(spec.sizes[1:])
-    per_model = 4 * (4 * P + 3 * spec.batch_size * units + 3 * fit.EVAL_CHUNK * units)
-    if cfg.train.shuffle == "per_model" and not spec.full_batch:
-        per_model += 4 * spec.batch_size * spec.sizes[0]
-    stats = jax.devices()[0].memory_stats() or {}
-    total = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    chunk = min(G, max(1, int((total - data_bytes) * 0.5) // per_model), cfg.train.max_group or G)
-    n_dev = jax.device_count()
-    if n_dev > 1 and G > 1:
-        chunk = -(-chunk // n_dev) * n_dev
-    return -(-G // chunk), chunk
-
-
-def identity(cfg: DictConfig) -> dict:
-    """The settings that make two runs the same run (all but epochs and checkpoint cadence)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    c["train"] = {k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every", "analyze")}
-    c["data"] = {k: v for k, v in c["data"].items() if k != "data_dir"}
-    return c
-
-
-def read_metrics(path: str, up_to_epoch: int) -> list[dict]:
-    """The metrics lines of epochs 1..up_to_epoch from an earlier, interrupted run."""
-    if not os.path.exists(path):
-        return []
-    lines = []
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                break
-            if record["epoch"] > up_to_epoch:
-                break
-            lines.append(record)
-    if len(lines) != up_to_epoch:
-        raise checkpoint.CheckpointMismatch(f"{path} holds {len(lines)} epochs, the checkpoint {up_to_epoch}; use another output dir")
-    return lines
-
-
 def train(cfg: DictConfig, out_dir: str) -> dict:
     """Run the whole training that `cfg` describes; returns the summary also written to `out_dir`."""
     t_start = time.perf_counter()
     config.validate(cfg)
-    summary_path = os.path.join(out_dir, "summary.json")
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            done = json.load(f)
-        if done.get("identity") == identity(cfg) and done.get("epochs") == cfg.train.epochs:
-            print(f"complete already: {summary_path} (delete it to train again)")
-            return done
+    done = completed_summary(out_dir, cfg)
+    if done is not None:
+        return done
 
+    # --- data and plan: the config is resolved once; from here on only the plan is read.
     mnist = data.load_mnist(cfg.data.idx_dir, os.path.expanduser(cfg.data.data_dir))
-    n_train = mnist.x_train_NxD.shape[0]
-    spec = fit.Spec(
-        sizes=(mnist.x_train_NxD.shape[1], *cfg.model.hidden, 10),
-        activation=cfg.model.activation,
-        cost=cfg.model.cost,
-        batch_size=config.batch_size(cfg, n_train),
-        n_train=n_train,
-        momentum=float(cfg.optim.momentum),
-        diverge_norm=float(cfg.train.diverge_norm),
-    )
-    # The data goes to the device once and stays there.
-    x_train_NxD, x_test_NxD = jnp.asarray(mnist.x_train_NxD), jnp.asarray(mnist.x_test_NxD)
-    labels_train_N, labels_test_N = jnp.asarray(mnist.labels_train_N), jnp.asarray(mnist.labels_test_N)
-    y_train_NxK, y_test_NxK = jax.nn.one_hot(labels_train_N, 10), jax.nn.one_hot(labels_test_N, 10)
-
-    members = group_members(cfg)
-    G = len(members)
-    n_chunks, chunk = programs(spec, cfg, G, x_train_NxD.nbytes + x_test_NxD.nbytes)
-    # Equal-sized chunks (the last padded with copies of the last network) compile once.
-    padded = members + [members[-1]] * (n_chunks * chunk - G)
-    chunks = [padded[c * chunk : (c + 1) * chunk] for c in range(n_chunks)]
-    seeds_of = lambda ms: np.array([m["seed"] for m in ms])
-    groups = [fit.shard(fit.init_group(spec, cfg.model.init, seeds_of(ms), np.array([m["learning_rate"] for m in ms]))) for ms in chunks]
-
-    P = model.count_for_sizes(list(spec.sizes))
-    print(
-        f"mlpjax: {'-'.join(map(str, spec.sizes))} {spec.activation} network, {P:,} parameters, {spec.cost} cost, "
-        f"{G} network(s) ({cfg.train.seeds} seed(s) x {len(config.learning_rates(cfg))} learning rate(s)), "
-        f"mini-batch {'full' if spec.full_batch else spec.batch_size}, {cfg.train.epochs} epochs on {jax.devices()[0].platform}"
-        + (f", in {n_chunks} programs of {chunk} networks (memory)" if n_chunks > 1 else "")
-        + (f", spread over {jax.device_count()} devices" if jax.device_count() > 1 and G > 1 else "")
-    )
+    plan = make_plan(cfg, n_inputs=mnist.x_train_NxD.shape[1], n_train=mnist.x_train_NxD.shape[0])
+    arrays = DeviceData.of(mnist)
+    programs = chunks(plan, arrays.nbytes)
+    print(header(plan, programs))
     print(f"data: {mnist.source}")
 
-    ckpt_dir, run_id = os.path.join(out_dir, "checkpoint"), identity(cfg)
-    restored = checkpoint.restore_state(ckpt_dir, groups, run_id)
-    start_epoch = 0
-    if restored is not None:
-        start_epoch, groups = restored
-        groups = [fit.Group(*g) for g in groups]
-        print(f"resuming from epoch {start_epoch}")
+    # --- state: fresh networks, or the last checkpoint of this same run.
+    ckpt_dir = os.path.join(out_dir, "checkpoint")
+    groups, start_epoch = init_or_resume(plan, programs, ckpt_dir)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
-    history = read_metrics(metrics_path, start_epoch)
-    with open(metrics_path + ".tmp", "w") as f:  # drop epochs past the checkpoint
-        f.writelines(json.dumps(r) + "\n" for r in history)
-    os.replace(metrics_path + ".tmp", metrics_path)
+    history = metrics_up_to(metrics_path, start_epoch)
 
-    def evaluate_all() -> dict:
-        out = {}
-        sets = {"train": (x_train_NxD, y_train_NxK, labels_train_N), "test": (x_test_NxD, y_test_NxK, labels_test_N)}
-        for name, (x, y, labels) in sets.items():
-            costs, accs = zip(*[fit.evaluate(g.params, x, y, labels, spec.activation, spec.cost) for g in groups])
-            out[f"{name}_cost"], out[f"{name}_accuracy"] = np.concatenate(costs)[:G], np.concatenate(accs)[:G]
-        return out
-
-    shared = cfg.train.shuffle == "shared"
+    # --- the epochs
     with open(metrics_path, "a") as metrics_file:
-        for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
+        for epoch in range(start_epoch + 1, plan.epochs + 1):
             t0 = time.perf_counter()
-            step_metrics = []
-            factor = fit.lr_factor(cfg.optim.schedule, epoch, cfg.train.epochs)
-            for c, ms in enumerate(chunks):
-                groups[c] = fit.set_learning_rates(groups[c], factor * np.array([m["learning_rate"] for m in ms]))
-                perm = jnp.asarray(fit.permutations([cfg.seed] if shared else list(seeds_of(ms)), epoch, n_train))
-                groups[c], m = fit.train_epoch(groups[c], x_train_NxD, y_train_NxK, perm[0] if shared else perm, spec, shared)
-                step_metrics.append(m)
-            jax.block_until_ready(groups)
+            groups, step_metrics = train_epoch(plan, programs, groups, arrays, epoch)
             seconds = time.perf_counter() - t0
-            ev = evaluate_all()
-            ev |= {k: np.concatenate([np.asarray(m[k]) for m in step_metrics])[:G] for k in step_metrics[0]}
-            ev["diverged"] = ~np.concatenate([np.asarray(g.alive_G) for g in groups])[:G]
+            ev = epoch_metrics(plan, groups, step_metrics, arrays)
             # The first epoch of a process includes compilation; epoch_seconds leaves it out.
             record = {"epoch": epoch, "epoch_seconds": round(seconds, 4), "compiled": epoch == start_epoch + 1}
             record |= {k: v.tolist() for k, v in ev.items()}
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-            os.fsync(metrics_file.fileno())  # on disk before the checkpoint that vouches for it
+            append_line(metrics_file, record)  # on disk before the checkpoint that vouches for it
             history.append(record)
-            print(progress_line(epoch, cfg.train.epochs, ev, seconds), flush=True)
-            if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
-                checkpoint.save_state(ckpt_dir, epoch, groups, run_id)
+            print(progress_line(epoch, plan.epochs, ev, seconds), flush=True)
+            stop = bool(ev["diverged"].all())
+            if epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop:
+                checkpoint.save_state(ckpt_dir, epoch, groups, plan.identity)
+            if stop:
+                print(f"every network has diverged: stopping after epoch {epoch} of {plan.epochs}", flush=True)
+                break
 
-    params = jax.tree.map(lambda *xs: jnp.concatenate(xs)[:G], *[g.params for g in groups])
+    # --- results
+    params = stack_networks(plan, [g.params for g in groups])
     checkpoint.save_params(os.path.join(out_dir, "params"), params)
-    last = history[-1]
+    summary = summarize(plan, history, start_epoch)
+    if plan.analyze:
+        t_analyze = time.perf_counter()
+        analyze_minima(plan, params, summary["models"], arrays)
+        summary["analyze_seconds"] = round(time.perf_counter() - t_analyze, 3)
+    summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json_atomic(os.path.join(out_dir, "summary.json"), summary)  # a summary on disk means a complete run
+    return summary
+
+
+# --------------------------------------------------------------------------- the steps of a run
+
+
+def completed_summary(out_dir: str, cfg: DictConfig) -> dict | None:
+    """The summary of this same run if `out_dir` holds a complete one, else None."""
+    path = os.path.join(out_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        done = json.load(f)
+    if done.get("identity") != config.run_identity(cfg) or done.get("epochs") != cfg.train.epochs:
+        return None
+    print(f"complete already: {path} (delete it to train again)")
+    return done
+
+
+class DeviceData(NamedTuple):
+    """MNIST on the device, where it stays: pixels in [0, 1], one-hot targets and labels."""
+
+    x_train_NxD: jax.Array
+    y_train_NxK: jax.Array
+    labels_train_N: jax.Array
+    x_test_NxD: jax.Array
+    y_test_NxK: jax.Array
+    labels_test_N: jax.Array
+
+    @classmethod
+    def of(cls, mnist: data.Mnist) -> DeviceData:
+        train = jnp.asarray(mnist.x_train_NxD), jnp.asarray(mnist.labels_train_N)
+        test = jnp.asarray(mnist.x_test_NxD), jnp.asarray(mnist.labels_test_N)
+        return cls(train[0], jax.nn.one_hot(train[1], 10), train[1], test[0], jax.nn.one_hot(test[1], 10), test[1])
+
+    @property
+    def nbytes(self) -> int:
+        return self.x_train_NxD.nbytes + self.x_test_NxD.nbytes
+
+    def splits(self) -> dict[str, tuple[jax.Array, jax.Array, jax.Array]]:
+        """`{name: (x_NxD, y_NxK, labels_N)}` of every split the metrics report."""
+        return {
+            "train": (self.x_train_NxD, self.y_train_NxK, self.labels_train_N),
+            "test": (self.x_test_NxD, self.y_test_NxK, self.labels_test_N),
+        }
+
+
+def header(plan: Plan, programs: list[list[Network]]) -> str:
+    """The first line a run prints: what it trains, and where."""
+    spec, G = plan.spec, len(plan.networks)
+    n_seeds, n_lrs = len({n.seed for n in plan.networks}), len({n.learning_rate for n in plan.networks})
+    P = model.count_for_sizes(list(spec.sizes))
+    return (
+        f"mlpjax: {'-'.join(map(str, spec.sizes))} {spec.activation} network, {P:,} parameters, {spec.cost} cost, "
+        f"{G} network(s) ({n_seeds} seed(s) x {n_lrs} learning rate(s)), "
+        f"mini-batch {'full' if spec.full_batch else spec.batch_size}, {plan.epochs} epochs on {jax.devices()[0].platform}"
+        + (f", in {len(programs)} programs of {len(programs[0])} networks (memory)" if len(programs) > 1 else "")
+        + (f", spread over {jax.device_count()} devices" if jax.device_count() > 1 and G > 1 else "")
+    )
+
+
+def init_groups(plan: Plan, programs: list[list[Network]]) -> list[fit.Group]:
+    """Fresh networks, one group per program, spread over the devices."""
+    return [
+        fit.shard(fit.init_group(plan.spec, plan.init, np.array([n.seed for n in ns]), np.array([n.learning_rate for n in ns])))
+        for ns in programs
+    ]
+
+
+def init_or_resume(plan: Plan, programs: list[list[Network]], ckpt_dir: str) -> tuple[list[fit.Group], int]:
+    """`(groups, epochs done)`: from this run's last checkpoint if there is one, else fresh."""
+    groups = init_groups(plan, programs)
+    restored = checkpoint.restore_state(ckpt_dir, groups, plan.identity)
+    if restored is None:
+        return groups, 0
+    epoch, groups = restored
+    print(f"resuming from epoch {epoch}")
+    return [fit.Group(*g) for g in groups], epoch
+
+
+def metrics_up_to(path: str, epoch: int) -> list[dict]:
+    """The metrics of epochs 1..`epoch` of an earlier, interrupted run; the file is cut back to them."""
+    history = rundir.read_metrics(path)[:epoch]
+    if len(history) != epoch or any(r["epoch"] != e for e, r in enumerate(history, 1)):
+        raise checkpoint.CheckpointMismatch(f"{path} holds {len(history)} epochs, the checkpoint {epoch}; use another output dir")
+    with open(path + ".tmp", "w") as f:  # drop epochs past the checkpoint
+        f.writelines(json.dumps(r) + "\n" for r in history)
+    os.replace(path + ".tmp", path)
+    return history
+
+
+def train_epoch(plan: Plan, programs: list[list[Network]], groups: list[fit.Group], arrays: DeviceData, epoch: int):
+    """One epoch of every program; returns the new groups and each program's step metrics."""
+    factor = fit.lr_factor(plan.schedule, epoch, plan.epochs)
+    new_groups, step_metrics = [], []
+    for ns, group in zip(programs, groups):
+        group = fit.set_learning_rates(group, factor * np.array([n.learning_rate for n in ns]))
+        perm = jnp.asarray(fit.permutations(plan.order_seeds(ns), epoch, plan.spec.n_train))
+        group, m = fit.train_epoch(group, arrays.x_train_NxD, arrays.y_train_NxK, perm[0] if plan.shared_order else perm, plan.spec, plan.shared_order)
+        new_groups.append(group)
+        step_metrics.append(m)
+    jax.block_until_ready(new_groups)
+    return new_groups, step_metrics
+
+
+def epoch_metrics(plan: Plan, groups: list[fit.Group], step_metrics: list[dict], arrays: DeviceData) -> dict[str, np.ndarray]:
+    """Per-network numbers after an epoch, each of shape (G,): cost and accuracy on every split,
+    the epoch's walk cost, mean |∇C| and parameter norm, and whether the network has diverged."""
+    G = len(plan.networks)
+    cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])[:G]  # drop the padding networks
+    out = {}
+    for name, (x_NxD, y_NxK, labels_N) in arrays.splits().items():
+        costs, accs = zip(*[fit.evaluate(g.params, x_NxD, y_NxK, labels_N, plan.spec.activation, plan.spec.cost) for g in groups])
+        out[f"{name}_cost"], out[f"{name}_accuracy"] = cat(costs), cat(accs)
+    out |= {k: cat([m[k] for m in step_metrics]) for k in step_metrics[0]}
+    out["diverged"] = ~cat([g.alive_G for g in groups])
+    return out
+
+
+def append_line(f, record: dict) -> None:
+    """Append one JSON line and force it to disk."""
+    f.write(json.dumps(record) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def stack_networks(plan: Plan, params_per_program: list[model.Params]) -> model.Params:
+    """The programs' parameters as one stack with leading axis G, padding dropped."""
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: len(plan.networks)], *params_per_program)
+
+
+def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
+    """summary.json's content (all but wall_seconds) from the metrics of every epoch run."""
+    spec, last = plan.spec, history[-1]
     timed = [r["epoch_seconds"] for r in history if not r["compiled"]] or [r["epoch_seconds"] for r in history]
-    summary = {
-        "param_count": P,
+    return {
+        "param_count": model.count_for_sizes(list(spec.sizes)),
         "sizes": list(spec.sizes),
         "activation": spec.activation,
         "cost": spec.cost,
         "batch_size": "full" if spec.full_batch else spec.batch_size,
-        "epochs": cfg.train.epochs,
-        "networks": G,
-        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "epochs": plan.epochs,
+        "epochs_run": last["epoch"],
+        "networks": len(plan.networks),
         "epoch_seconds": round(statistics.median(timed), 4),
         "resumed_from_epoch": start_epoch or None,
         "models": [
-            m
-            | {
+            {
+                "seed": n.seed,
+                "learning_rate": n.learning_rate,
                 "test_accuracy": last["test_accuracy"][g],
                 "test_cost": last["test_cost"][g],
                 "train_cost": last["train_cost"][g],
@@ -212,22 +248,27 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
                 "diverged": last["diverged"][g],
                 "diverged_epoch": next((r["epoch"] for r in history if r["diverged"][g]), None),
             }
-            for g, m in enumerate(members)
+            for g, n in enumerate(plan.networks)
         ],
-        "identity": run_id,
+        "identity": plan.identity,
         "environment": provenance.record(REPO_DIR),
     }
-    if cfg.train.analyze:
-        t_analyze = time.perf_counter()
-        init = fit.init_group(spec, cfg.model.init, seeds_of(members), np.array([m["learning_rate"] for m in members]))
-        minima = landscape.analyze_group(init.params, params, summary["models"], x_train_NxD, y_train_NxK, spec.activation, spec.cost, jax.random.key(cfg.seed))
-        for m, mi in zip(summary["models"], minima):
-            m["minima"] = mi
-        summary["analyze_seconds"] = round(time.perf_counter() - t_analyze, 3)
-    with open(summary_path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(summary_path + ".tmp", summary_path)  # a summary on disk means a complete run
-    return summary
+
+
+def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> None:
+    """Add each network's minima analysis (`landscape.analyze_group`) to its entry of `models`."""
+    init = fit.init_group(plan.spec, plan.init, np.array([n.seed for n in plan.networks]), np.array([n.learning_rate for n in plan.networks]))
+    minima = landscape.analyze_group(
+        init.params, params, models, arrays.x_train_NxD, arrays.y_train_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
+    )
+    for m, mi in zip(models, minima):
+        m["minima"] = mi
+
+
+def write_json_atomic(path: str, obj: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def progress_line(epoch: int, epochs: int, ev: dict, seconds: float) -> str:

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from mlpjax import config
 
-CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
+CONF_DIR = config.CONF_DIR
 
 
 def _group_options(group: str) -> list[str]:

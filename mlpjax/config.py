@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Optional
 
+import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -66,6 +67,17 @@ class Config:
 
 def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
+
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
+
+
+def compose(overrides: list[str] = ()) -> DictConfig:
+    """The config `python -m mlpjax.train OVERRIDES…` would run (without its `hydra` node),
+    e.g. `compose(["model.activation=relu"])`, for notebooks and tests."""
+    register()
+    with hydra.initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra.compose("config", overrides=list(overrides))
 
 
 class ConfigError(Exception):

@@ -1,0 +1,74 @@
+"""The plan a config resolves to, the chunks it is cut into, and the command line's overrides."""
+
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mlpjax import cli, config, fit, plan
+
+
+def compose_cfg(*overrides):
+    return config.compose(list(overrides))
+
+
+def test_default_plan_is_the_series_network():
+    p = plan.make_plan(compose_cfg(), n_inputs=784, n_train=60_000)
+    assert p.spec.sizes == (784, 16, 16, 10)
+    assert (p.spec.activation, p.spec.cost, p.spec.batch_size, p.init) == ("sigmoid", "quadratic", 32, "lecun")
+    assert p.networks == (plan.Network(seed=0, learning_rate=1.0),)
+    assert (p.epochs, p.schedule, p.shuffle, p.data_seed) == (40, "cosine", "shared", 0)
+
+
+def test_networks_are_learning_rate_major_seed_minor():
+    p = plan.make_plan(compose_cfg("seed=9", "train.seeds=3", "optim.lr=[0.5,3]"), 784, 60_000)
+    assert [(n.seed, n.learning_rate) for n in p.networks] == [(9, 0.5), (10, 0.5), (11, 0.5), (9, 3.0), (10, 3.0), (11, 3.0)]
+    assert p.order_seeds(list(p.networks[:2])) == [9]  # shared: the run's seed orders the data
+    per_model = plan.make_plan(compose_cfg("seed=9", "train.seeds=2", "train.shuffle=per_model"), 784, 60_000)
+    assert per_model.order_seeds(list(per_model.networks)) == [9, 10]
+
+
+def test_full_batch_and_too_large_a_batch():
+    assert plan.make_plan(compose_cfg("data.batch_size=full"), 784, 1000).spec.full_batch
+    with pytest.raises(config.ConfigError, match=r"data.batch_size=1001: must be 'full' or an integer in 1..1000"):
+        plan.make_plan(compose_cfg("data.batch_size=1001"), 784, 1000)
+
+
+def test_identity_leaves_out_only_what_does_not_change_the_networks():
+    a = config.run_identity(compose_cfg())
+    assert a == config.run_identity(compose_cfg("train.epochs=3", "train.checkpoint_every=2", "train.analyze=true", "data.data_dir=/x"))
+    for other in ("seed=1", "optim.lr=0.5", "model.hidden=[32]", "train.max_group=2", "train.shuffle=per_model"):
+        assert config.run_identity(compose_cfg(other)) != a, other
+    assert "train.epochs" not in a and a["model.hidden"] == [16, 16]
+
+
+def test_chunks_are_equal_and_padded_with_the_last_network():
+    p = plan.make_plan(compose_cfg("train.seeds=3", "optim.lr=[0.5,2]", "train.max_group=4"), 784, 60_000)
+    cs = plan.chunks(p, data_bytes=0)
+    assert [len(c) for c in cs] == [4, 4]
+    assert cs[0] == list(p.networks[:4]) and cs[1] == [*p.networks[4:], p.networks[-1], p.networks[-1]]
+    whole = plan.make_plan(compose_cfg("train.seeds=3"), 784, 60_000)
+    assert plan.chunks(whole, 0) == [list(whole.networks)]
+
+
+def test_set_learning_rates_returns_a_new_group_and_leaves_the_old_one():
+    spec = fit.Spec((6, 3, 10), "sigmoid", "quadratic", 2, 10)
+    group = fit.init_group(spec, "lecun", np.array([0, 1]), np.array([0.5, 2.0]))
+    new = fit.set_learning_rates(group, np.array([0.1, 0.2]))
+    np.testing.assert_array_equal(group.opt_state.hyperparams["learning_rate"], jnp.array([0.5, 2.0], jnp.float32))
+    np.testing.assert_array_equal(new.opt_state.hyperparams["learning_rate"], jnp.array([0.1, 0.2], jnp.float32))
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["seed=1", "optim.lr=0.1,1"], ["seed=1", "optim.lr=0.1,1"]),
+        (["-m", "--cfg", "job", "seed=1"], ["seed=1"]),
+        (["-cn", "config", "--config-dir=/x", "+experiment=sigmoid_vs_relu"], ["+experiment=sigmoid_vs_relu"]),
+        (["--info", "defaults", "seed=2"], ["seed=2"]),
+        (["--info", "seed=2"], ["seed=2"]),
+        (["~train.seeds", "-p", "hydra", "--resolve"], ["~train.seeds"]),
+    ],
+)
+def test_overrides_are_found_among_hydra_flags(argv, expected):
+    assert cli.overrides_of(argv) == expected

@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # sibling module
 
 import jax_loop  # noqa: E402
 import nielsen_numpy  # noqa: E402
-from mlpjax import fit  # noqa: E402
+
+from mlpjax import checkpoint, fit  # noqa: E402
 
 SIZES = (784, 16, 16, 10)
 EPOCH = 60_000  # examples in an MNIST training epoch
@@ -140,7 +141,7 @@ def numpy_cost(params, x_NxD, y_NxK) -> tuple[float, float]:
 def group_networks(group: fit.Group) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """The K networks of a group as `[(W_OxI, b_O), ...]` each."""
     params = [(np.asarray(W), np.asarray(b)) for W, b in group.params]
-    return [[(W[g], b[g]) for W, b in params] for g in range(params[0][0].shape[0])]
+    return [checkpoint.network(params, g) for g in range(params[0][0].shape[0])]
 
 
 def check(before: list[float], after: list[float]) -> dict:
@@ -250,7 +251,12 @@ def print_table(rows):
             print("  ".join("-" * w for w in widths))
 
 
-def main(argv=None):
+def parse_args(argv) -> tuple[argparse.Namespace, list[int], list[int], list[str]]:
+    """The options (with --quick's or the full defaults filled in), group sizes K, batch sizes, methods.
+
+    `args` keeps the option strings as given (they go to the JSON as `settings`), except
+    `per_model_groups`, which becomes a list of ints. Methods leave out torch when it does not import.
+    """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke test: few examples and repeats (timings not for quoting)")
     p.add_argument("--groups", help="group sizes K for mlpjax (default 1,8,64,256; --quick: 1,8); K=1 is always run")
@@ -288,9 +294,10 @@ def main(argv=None):
         except ImportError:
             print("note: PyTorch is not installed (import torch failed); its rows are skipped")
             methods.remove("torch")
+    return args, groups, batches, methods
 
-    machine = machine_info()
-    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+def print_machine(date: str, machine: dict) -> None:
     print(f"date:    {date}")
     print(f"machine: {machine['platform']}; {machine['cpu']}; {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
           f"1-min load average {machine['loadavg_1min_at_start']}")
@@ -298,6 +305,9 @@ def main(argv=None):
           f"numpy {machine['numpy']}; torch {machine['torch'] or 'not installed'}"
           + (f" on {machine['torch_device']}" if machine.get("torch_device") else ""))
 
+
+def prepare_data(args) -> tuple[dict, str]:
+    """The timed examples `x`, `y` (n of them), the eval examples, one data order per epoch; and their source."""
     x_all, labels_all, source = load_data(args)
     y_all = np.eye(SIZES[-1], dtype=np.float32)[labels_all]
     n = min(args.examples, EPOCH)
@@ -306,8 +316,10 @@ def main(argv=None):
         "x_eval": x_all[: args.eval_examples], "y_eval": y_all[: args.eval_examples],
         "orders": [fit.permutations([args.seed], epoch, n)[0] for epoch in range(args.repeats + 1)],
     }
-    flop = matmul_flop_per_example()
-    peak = matmul_peak(args.peak_n, 3 if args.quick else 7)
+    return data, source
+
+
+def print_setup(args, n: int, source: str, flop: dict, peak: dict, machine: dict) -> None:
     print(f"data:    {source}; timed on {n:,} examples per epoch"
           + ("" if n == EPOCH else f", scaled to {EPOCH:,}") + f"; cost checked on the first {args.eval_examples:,}")
     print(f"network: {'-'.join(map(str, SIZES))} sigmoid, cost mean Σ(ŷ−y)², plain SGD η={args.lr}, init {INIT} "
@@ -322,6 +334,9 @@ def main(argv=None):
         print("QUICK MODE: few examples and repeats, timings are a smoke test only")
     print()
 
+
+def method_details(args, methods: list[str]) -> dict:
+    """What a method's label adds: NumPy's dtype, PyTorch's device or threads."""
     detail = {"numpy": f" ({args.numpy_dtype})"}
     if "torch" in methods:
         import torch
@@ -329,6 +344,12 @@ def main(argv=None):
 
         threads = args.torch_threads or torch_eager.cpu_cores()
         detail["torch"] = " (cuda)" if torch.cuda.is_available() else f" ({threads} thr)"
+    return detail
+
+
+def time_all(args, groups: list[int], batches: list[int], methods: list[str], data: dict, flop: dict, peak: dict) -> list[dict]:
+    """One row per (batch, method, K): the timings and the cost check, each printed as it ends."""
+    detail = method_details(args, methods)
     rows = []
     for batch in batches:
         runs = [("project", K) for K in groups] if "project" in methods else []
@@ -340,6 +361,7 @@ def main(argv=None):
                 r = run_project(K, batch, data, args, shared=method == "project")
             else:
                 r = run_single(method, batch, data, args)
+            # Fewer examples than an epoch were timed: scale to the epoch's (60000 // batch) steps.
             steps_timed = r["examples"] // batch
             scale = (EPOCH // batch) / steps_timed
             sec = statistics.median(r["times"]) * scale
@@ -351,20 +373,24 @@ def main(argv=None):
             print(f"  {r['label']:<28} K={K:<4} batch {batch:<4} {sec:9.3f} s/epoch "
                   f"(median of {len(r['times'])}, {steps_timed} steps ×{scale:.3g}; run took {time.perf_counter() - t0:.1f} s)",
                   flush=True)
+    return rows
 
-    def find(method, batch, K=1):
-        return next((r for r in rows if r["method"] == method and r["batch"] == batch and r["K"] == K), None)
 
+def find(rows: list[dict], method: str, batch: int, K: int = 1) -> dict | None:
+    return next((r for r in rows if r["method"] == method and r["batch"] == batch and r["K"] == K), None)
+
+
+def add_comparisons(rows: list[dict]) -> None:
+    """Each row's model-ep/s relative to NumPy, PyTorch and mlpjax K=1 at the same batch (None where absent)."""
     for r in rows:
-        ref = {m: find(m, r["batch"]) for m in ("numpy", "torch", "project")}
         for key, m in (("vs_numpy", "numpy"), ("vs_torch", "torch"), ("vs_K1", "project")):
-            r[key] = r["model_epochs_per_s"] / ref[m]["model_epochs_per_s"] if ref[m] else None
+            ref = find(rows, m, r["batch"])
+            r[key] = r["model_epochs_per_s"] / ref["model_epochs_per_s"] if ref else None
         if not r["method"].startswith("project"):
             r["vs_K1"] = None
 
-    print()
-    print_table(rows)
-    print()
+
+def print_notes(args, n: int, methods: list[str]) -> None:
     n_np = min(args.numpy_examples, n)
     notes = [f"s/epoch: median over timed runs of {n:,} examples" + ("" if n == EPOCH else ", scaled to the (60000 // batch) steps of an epoch")
              + (f"; NumPy timed on {n_np:,} examples per run (full mini-batches)" + ("" if n_np == EPOCH else " and scaled")
@@ -374,21 +400,46 @@ def main(argv=None):
              "cost: mean Σ(ŷ−y)² on the eval examples, NumPy forward pass; K>1 rows show the group mean"]
     for note in notes:
         print(f"  {note}")
-    print()
+
+
+def headline_ratios(rows: list[dict], groups: list[int], batches: list[int], per_model_groups: list[int]) -> dict:
+    """{sentence: ratio of model-ep/s}: mlpjax K=1 against the other methods, groups against K=1 and shared order."""
     ratios = {}
     for batch in batches:
-        one = find("project", batch)
+        one = find(rows, "project", batch)
         if one is None:
             continue
         for m, name in (("numpy", "NumPy"), ("torch", "eager PyTorch"), ("jax_loop", "the JAX jitted-step loop")):
-            if other := find(m, batch):
+            if other := find(rows, m, batch):
                 text = f"project G=1 vs {name} at batch {batch}"
                 ratios[text] = one["model_epochs_per_s"] / other["model_epochs_per_s"]
         for K in groups[1:]:
-            ratios[f"group of {K} vs one network at batch {batch}"] = find("project", batch, K)["vs_K1"]
-        for K in args.per_model_groups:
-            if (own := find("project_per_model", batch, K)) and (shared := find("project", batch, K)):
+            ratios[f"group of {K} vs one network at batch {batch}"] = find(rows, "project", batch, K)["vs_K1"]
+        for K in per_model_groups:
+            if (own := find(rows, "project_per_model", batch, K)) and (shared := find(rows, "project", batch, K)):
                 ratios[f"group of {K}, per-network orders vs one shared order at batch {batch}"] = own["model_epochs_per_s"] / shared["model_epochs_per_s"]
+    return ratios
+
+
+def main(argv=None):
+    args, groups, batches, methods = parse_args(argv)
+    machine = machine_info()
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    print_machine(date, machine)
+
+    data, source = prepare_data(args)
+    flop = matmul_flop_per_example()
+    peak = matmul_peak(args.peak_n, 3 if args.quick else 7)
+    print_setup(args, data["n"], source, flop, peak, machine)
+
+    rows = time_all(args, groups, batches, methods, data, flop, peak)
+    add_comparisons(rows)
+    print()
+    print_table(rows)
+    print()
+    print_notes(args, data["n"], methods)
+    print()
+    ratios = headline_ratios(rows, groups, batches, args.per_model_groups)
     for text, v in ratios.items():
         print(f"{text}: {v:,.1f}×" + (" model-epochs/s" if text.startswith("group") else ""))
 

@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from mlpjax import checkpoint, model
 from mlpjax import cost as cost_lib
-from mlpjax import model
-
 
 # --------------------------------------------------------------------------- paths
 
@@ -128,15 +127,15 @@ def _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters):
     return lam, v_P, i, done, residual
 
 
+def _start_vector(params: model.Params, key: jax.Array | None) -> jax.Array:
+    """A random start vector v0_P over the flattened parameters, drawn with `key` (default `jax.random.key(0)`)."""
+    key = jax.random.key(0) if key is None else key
+    return jax.random.normal(key, (model.param_count(params),), jnp.float32)
+
+
 def sharpness(
-    params: model.Params,
-    x_NxD,
-    y_NxK,
-    activation: str = "sigmoid",
-    cost: str = "quadratic",
-    key: jax.Array | None = None,
-    iters: int = 200,
-    tol: float = 1e-5,
+    params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic",
+    key: jax.Array | None = None, iters: int = 200, tol: float = 1e-5,
 ) -> Sharpness:
     """The largest-magnitude eigenvalue of the cost's Hessian at `params`, by power iteration.
 
@@ -148,61 +147,94 @@ def sharpness(
     when the two largest |λ| are close; `lanczos` gives both ends of the spectrum.
     `key` draws the start vector (default `jax.random.key(0)`).
     """
-    key = jax.random.key(0) if key is None else key
-    x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
-    P = model.param_count(params)
-    v0_P = jax.random.normal(key, (P,), jnp.float32)
-    lam, v_P, i, done, residual = _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters)
+    v0_P = _start_vector(params, key)
+    lam, v_P, i, done, residual = _power_iteration(
+        params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), v0_P, tol, activation, cost, iters)
     return Sharpness(float(lam), np.asarray(v_P), int(i), bool(done), float(residual))
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def _hvp_at(params, x_NxD, y_NxK, v_P, activation, cost):
+def _lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
+    """`steps` Lanczos steps from v0_P: the diagonal a_S and off-diagonal b_S of the tridiagonal T.
+
+    b_S[j] is the norm of step j's new direction; b_S[-1] lies outside T. The basis V_(S+1)xP
+    is reorthogonalized against every vector so far, twice: one pass leaves float32 round-off
+    behind, and without it the extreme Ritz values come back as spurious copies.
+    """
     flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
-    return _hvp(cost_fn, flat_P, v_P)
+
+    def step(j, carry):
+        V_SxP, a_S, b_S = carry
+        w_P = _hvp(cost_fn, flat_P, V_SxP[j])
+        a_S = a_S.at[j].set(V_SxP[j] @ w_P)
+        for _ in range(2):  # the rows not yet filled are 0 and subtract nothing
+            w_P = w_P - V_SxP.T @ (V_SxP @ w_P)
+        beta = jnp.linalg.norm(w_P)
+        V_SxP = V_SxP.at[j + 1].set(jnp.where(beta > 0, w_P / jnp.where(beta > 0, beta, 1.0), 0.0))
+        return V_SxP, a_S, b_S.at[j].set(beta)
+
+    V_SxP = jnp.zeros((steps + 1, flat_P.size), jnp.float32).at[0].set(v0_P / jnp.linalg.norm(v0_P))
+    _, a_S, b_S = jax.lax.fori_loop(0, steps, step, (V_SxP, jnp.zeros(steps), jnp.zeros(steps)))
+    return a_S, b_S
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost", "steps"))
+def _lanczos_group(params_C, v0_CxP, x_NxD, y_NxK, activation, cost, steps):
+    """`_lanczos_tridiagonal` of C networks at once (stacked parameters, leading axis C): a_CxS, b_CxS."""
+    one = lambda params, v0_P: _lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps)
+    return jax.vmap(one)(params_C, v0_CxP)
+
+
+def _ritz_values(a_S, b_S) -> np.ndarray:
+    """The eigenvalues (ascending, float64) of the Lanczos tridiagonal; cut where the Krylov space closed.
+
+    A new direction of norm ≤ 1e-6·max|a| means the space so far is invariant: its values are
+    exact, and what follows was built from round-off.
+    """
+    a_S, b_S = np.asarray(a_S, np.float64), np.asarray(b_S, np.float64)
+    closed = np.nonzero(b_S[:-1] <= 1e-6 * max(np.abs(a_S).max(), 1e-30))[0]
+    k = int(closed[0]) + 1 if closed.size else a_S.size
+    T_KxK = np.diag(a_S[:k]) + np.diag(b_S[: k - 1], 1) + np.diag(b_S[: k - 1], -1)
+    return np.linalg.eigvalsh(T_KxK)
 
 
 def lanczos(
-    params: model.Params,
-    x_NxD,
-    y_NxK,
-    activation: str = "sigmoid",
-    cost: str = "quadratic",
-    key: jax.Array | None = None,
-    steps: int = 30,
+    params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic",
+    key: jax.Array | None = None, steps: int = 30,
 ) -> np.ndarray:
     """Ritz values (ascending) of the cost's Hessian after `steps` Lanczos steps.
 
-    Full reorthogonalization (in float64 on the host) keeps the basis orthogonal, so the
-    extreme Ritz values approach the Hessian's smallest and largest eigenvalues from inside
-    (λ_min ≤ first, last ≤ λ_max) and are exact once `steps` reaches P. Fewer than `steps`
-    values come back if the Krylov space closes early (it then is an invariant subspace
-    and its values are exact). Memory `steps`·P.
+    Full reorthogonalization keeps the basis orthogonal, so the extreme Ritz values approach
+    the Hessian's smallest and largest eigenvalues from inside (λ_min ≤ first, last ≤ λ_max)
+    and are exact once `steps` reaches P. Fewer than `steps` values come back if the Krylov
+    space closes early (it then is an invariant subspace and its values are exact). Memory
+    `steps`·P. `key` draws the start vector (default `jax.random.key(0)`).
     """
-    key = jax.random.key(0) if key is None else key
-    x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
-    P = model.param_count(params)
-    steps = min(steps, P)
-    v = np.asarray(jax.random.normal(key, (P,), jnp.float32), np.float64)
-    V = [v / np.linalg.norm(v)]
-    alphas, betas = [], []
-    for j in range(steps):
-        w = np.asarray(_hvp_at(params, x_NxD, y_NxK, jnp.asarray(V[j], jnp.float32), activation, cost), np.float64)
-        alphas.append(V[j] @ w)
-        # Twice, against every basis vector so far: one pass leaves float32 round-off behind.
-        for _ in range(2):
-            Vm = np.stack(V)
-            w = w - Vm.T @ (Vm @ w)
-        beta = np.linalg.norm(w)
-        if j == steps - 1 or beta <= 1e-6 * max(abs(a) for a in alphas):
-            break
-        betas.append(beta)
-        V.append(w / beta)
-    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    return np.linalg.eigvalsh(T)
+    steps = min(steps, model.param_count(params))
+    params_1 = jax.tree.map(lambda a: jnp.asarray(a)[None], params)
+    v0_1xP = _start_vector(params, key)[None]
+    a_1xS, b_1xS = _lanczos_group(params_1, v0_1xP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps)
+    return _ritz_values(a_1xS[0], b_1xS[0])
 
 
 # --------------------------------------------------------------------------- units
+
+
+def extreme_eigenvalues(
+    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, steps: int = 30, chunk: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(top_G, bottom_G)`: the largest and smallest Ritz values of each of G networks' Hessians
+    (stacked parameters, leading axis G) after `steps` Lanczos steps, `chunk` networks per program.
+
+    They lie inside the spectrum: λ_max ≥ top, λ_min ≤ bottom. Networks with non-finite
+    parameters get NaN. `key` draws one start vector per network.
+    """
+    G = jax.tree.leaves(params_G)[0].shape[0]
+    v0_GxP = jax.random.normal(key, (G, model.param_count(checkpoint.network(params_G, 0))), jnp.float32)
+    todo = [g for g, reason in enumerate(_skip_reasons(params_G, [{}] * G)) if reason is None]
+    ritz = _extreme_ritz_values(params_G, v0_GxP, todo, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, chunk)
+    top_G = np.array([ritz[g][0] if g in ritz else np.nan for g in range(G)])
+    bottom_G = np.array([ritz[g][1] if g in ritz else np.nan for g in range(G)])
+    return top_G, bottom_G
 
 
 def unit_saturation(
@@ -311,101 +343,103 @@ def analyze_group(
                       learning rate (cyclically: the last seed pairs with the first; absent if
                       it is alone); `seed_barrier_to` names that seed
       cost_subset     the cost at the minimum on the subset
-    The Lanczos iterations of `chunk` networks run as one compiled, vmapped program (basis
-    reorthogonalized twice per step in float32; compiled once per call). Cost per network:
+    The Lanczos iterations of `chunk` networks run as one compiled, vmapped program (`lanczos`'s,
+    basis reorthogonalized twice per step in float32; compiled once per shape). Cost per network:
     `lanczos_steps` Hessian-vector products (about 4 gradients each) on `n_examples`, plus
     2·`n_alphas` forward passes: 784-16-16-10 × 10 networks in a few seconds on a 2-core CPU.
     `key` draws the start vectors.
     """
     key = jax.random.key(0) if key is None else key
+    x_NxD, y_NxK = _fixed_subset(x_NxD, y_NxK, n_examples)
+    alphas_A = jnp.linspace(0.0, 1.0, n_alphas)
+    skipped_G = _skip_reasons(params_final, members)
+    todo = [g for g, reason in enumerate(skipped_G) if reason is None]
+
+    # Ritz values of every surviving network, `chunk` networks per compiled call.
+    P = model.param_count(checkpoint.network(params_final, 0))
+    v0_GxP = jax.random.normal(key, (len(members), P), jnp.float32)
+    ritz = _extreme_ritz_values(params_final, v0_GxP, todo, x_NxD, y_NxK, activation, cost, lanczos_steps, chunk)
+
+    # Each surviving network's own measurements.
+    out: list[dict] = []
+    for g, m in enumerate(members):
+        if skipped_G[g] is not None:
+            out.append({"skipped": skipped_G[g]})
+            continue
+        init, final = checkpoint.network(params_init, g), checkpoint.network(params_final, g)
+        out.append(_minimum(init, final, float(m["learning_rate"]), ritz[g], x_NxD, y_NxK, alphas_A, activation, cost))
+
+    # Minima of the same learning rate, seed to next seed.
+    barrier_of: dict[tuple[int, int], float] = {}
+    for g, h in _next_seeds(members, todo):
+        if (h, g) in barrier_of:  # a pair of two: the same path, walked the other way
+            barrier_of[g, h] = barrier_of[h, g]
+        else:
+            final_g, final_h = checkpoint.network(params_final, g), checkpoint.network(params_final, h)
+            path_A = _interpolate(final_g, final_h, x_NxD, y_NxK, alphas_A, activation, cost)
+            barrier_of[g, h] = barrier(np.asarray(path_A), np.asarray(alphas_A))
+        out[g]["seed_barrier"], out[g]["seed_barrier_to"] = barrier_of[g, h], members[h]["seed"]
+    return out
+
+
+def _fixed_subset(x_NxD, y_NxK, n_examples: int):
+    """The same `n_examples` rows (in order) for every call, drawn by NumPy's generator seeded 0; float32."""
     if x_NxD.shape[0] > n_examples:  # indexing a device array keeps the data on the device
         rows = np.sort(np.random.default_rng(0).choice(x_NxD.shape[0], n_examples, replace=False))
         x_NxD, y_NxK = x_NxD[rows], y_NxK[rows]
-    x_NxD, y_NxK = jnp.asarray(x_NxD, jnp.float32), jnp.asarray(y_NxK, jnp.float32)
-    net = lambda params, g: [(W[g], b[g]) for W, b in params]
-    alphas_A = jnp.linspace(0.0, 1.0, n_alphas)
+    return jnp.asarray(x_NxD, jnp.float32), jnp.asarray(y_NxK, jnp.float32)
+
+
+def _skip_reasons(params: model.Params, members: list[dict]) -> list[str | None]:
+    """Per network of the stacked `params`: why it is not analyzed, or None."""
     G = len(members)
-    P = model.param_count(net(params_final, 0))
-    S = max(1, min(lanczos_steps, P))
-
     finite_G = np.ones(G, bool)
-    for W, b in params_final:
+    for W, b in params:
         finite_G &= np.asarray(jnp.all(jnp.isfinite(W.reshape(G, -1)), axis=1) & jnp.all(jnp.isfinite(b.reshape(G, -1)), axis=1))
-    todo = [g for g, m in enumerate(members) if not m.get("diverged") and finite_G[g]]
+    return ["diverged" if m.get("diverged") else None if finite_G[g] else "non-finite parameters" for g, m in enumerate(members)]
 
-    @jax.jit
-    def lanczos_chunk(params, v0_CxP):
-        def one(params, v0_P):
-            flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
 
-            def step(j, carry):
-                V_SxP, a_S, b_S = carry
-                w_P = _hvp(cost_fn, flat_P, V_SxP[j])
-                a_S = a_S.at[j].set(V_SxP[j] @ w_P)
-                for _ in range(2):  # against every basis vector so far (the rest are 0)
-                    w_P = w_P - V_SxP.T @ (V_SxP @ w_P)
-                beta = jnp.linalg.norm(w_P)
-                V_SxP = V_SxP.at[j + 1].set(jnp.where(beta > 0, w_P / jnp.where(beta > 0, beta, 1.0), 0.0))
-                return V_SxP, a_S, b_S.at[j].set(beta)
-
-            V_SxP = jnp.zeros((S + 1, P), jnp.float32).at[0].set(v0_P / jnp.linalg.norm(v0_P))
-            _, a_S, b_S = jax.lax.fori_loop(0, S, step, (V_SxP, jnp.zeros(S), jnp.zeros(S)))
-            return a_S, b_S
-
-        return jax.vmap(one)(params, v0_CxP)
-
-    ritz: dict[int, tuple[float, float]] = {}
-    v0_GxP = jax.random.normal(key, (G, P), jnp.float32)
+def _extreme_ritz_values(params, v0_GxP, todo, x_NxD, y_NxK, activation, cost, steps, chunk) -> dict[int, tuple[float, float]]:
+    """{g: (largest, smallest Ritz value)} for the networks `todo` of the stacked `params`."""
+    S = max(1, min(steps, v0_GxP.shape[1]))
     C = max(1, min(chunk, len(todo)))
+    ritz = {}
     for start in range(0, len(todo), C):
         gs = todo[start : start + C]
         idx = np.array(gs + [gs[-1]] * (C - len(gs)))  # the last chunk padded: one compilation
-        a_CxS, b_CxS = jax.device_get(lanczos_chunk(jax.tree.map(lambda a: a[idx], params_final), v0_GxP[idx]))
+        params_C = jax.tree.map(lambda a, idx=idx: a[idx], params)
+        a_CxS, b_CxS = jax.device_get(_lanczos_group(params_C, v0_GxP[idx], x_NxD, y_NxK, activation, cost, S))
         for c, g in enumerate(gs):
-            a_S, b_S = np.asarray(a_CxS[c], np.float64), np.asarray(b_CxS[c], np.float64)
-            # The Krylov space closed early (an invariant subspace): the values so far are exact.
-            small = np.nonzero(b_S[:-1] <= 1e-6 * max(np.abs(a_S).max(), 1e-30))[0]
-            k = int(small[0]) + 1 if small.size else S
-            T = np.diag(a_S[:k]) + np.diag(b_S[: k - 1], 1) + np.diag(b_S[: k - 1], -1)
-            eig = np.linalg.eigvalsh(T)
+            eig = _ritz_values(a_CxS[c], b_CxS[c])
             ritz[g] = (float(eig[-1]) + 0.0, float(eig[0]) + 0.0)  # + 0.0: no -0.0 from a flat cost
+    return ritz
 
-    out: list[dict] = []
-    for g, m in enumerate(members):
-        if m.get("diverged") or not finite_G[g]:
-            out.append({"skipped": "diverged" if m.get("diverged") else "non-finite parameters"})
-            continue
-        final = net(params_final, g)
-        top, bottom = ritz[g]
-        stuck = unit_saturation(final, x_NxD, activation)
-        kind = stuck["kind"]
-        path_A = np.asarray(_interpolate(net(params_init, g), final, x_NxD, y_NxK, alphas_A, activation, cost))
-        out.append(
-            {
-                "sharpness": top,
-                "min_eigenvalue": bottom,
-                "sharpness_lr": top * float(m["learning_rate"]),
-                f"{kind}_units": stuck["units"],
-                f"{kind}_pairs": stuck["pairs"],
-                "init_barrier": barrier(path_A),
-                "cost_subset": float(path_A[-1]),
-            }
-        )
 
-    # Minima of the same learning rate, seed to next seed.
+def _minimum(init, final, lr: float, ritz: tuple[float, float], x_NxD, y_NxK, alphas_A, activation, cost) -> dict:
+    """One network's entry of `analyze_group`, without the seed barrier."""
+    top, bottom = ritz
+    stuck = unit_saturation(final, x_NxD, activation)
+    kind = stuck["kind"]
+    path_A = np.asarray(_interpolate(init, final, x_NxD, y_NxK, alphas_A, activation, cost))
+    return {
+        "sharpness": top,
+        "min_eigenvalue": bottom,
+        "sharpness_lr": top * lr,
+        f"{kind}_units": stuck["units"],
+        f"{kind}_pairs": stuck["pairs"],
+        "init_barrier": barrier(path_A),
+        "cost_subset": float(path_A[-1]),
+    }
+
+
+def _next_seeds(members: list[dict], todo: list[int]) -> list[tuple[int, int]]:
+    """(g, h): network h has the next seed after g's among the `todo` networks of g's learning rate, cyclically."""
     by_lr: dict[float, list[int]] = {}
     for g in todo:
         by_lr.setdefault(float(members[g]["learning_rate"]), []).append(g)
+    pairs = []
     for gs in by_lr.values():
         gs = sorted(gs, key=lambda g: members[g]["seed"])
-        if len(gs) < 2:
-            continue
-        for i, g in enumerate(gs):
-            h = gs[(i + 1) % len(gs)]
-            if len(gs) == 2 and i == 1:  # the same pair as the first one: the same barrier
-                out[g]["seed_barrier"], out[g]["seed_barrier_to"] = out[h]["seed_barrier"], members[h]["seed"]
-                continue
-            path_A = _interpolate(net(params_final, g), net(params_final, h), x_NxD, y_NxK, alphas_A, activation, cost)
-            out[g]["seed_barrier"] = barrier(np.asarray(path_A), np.asarray(alphas_A))
-            out[g]["seed_barrier_to"] = members[h]["seed"]
-    return out
+        if len(gs) > 1:
+            pairs += [(g, gs[(i + 1) % len(gs)]) for i, g in enumerate(gs)]
+    return pairs

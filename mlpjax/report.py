@@ -37,16 +37,18 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mlpjax import model
+from mlpjax import config, model, rundir
 
 # A network is "at chance" when its test accuracy is below this (10 classes: chance ≈ 0.1;
 # the commonest digit is 11.35% of the test set). Such networks did not learn: a collapse
 # (every output driven to 0, cost 1.0) at too large a learning rate, or too few steps.
 CHANCE = 0.2
-# Settings that are part of a configuration's identity but shown in their own columns,
-# or that do not change what is trained.
+# Settings that are part of a configuration but shown in their own columns (the settings that
+# are not part of one are `config.NOT_CONFIGURATION`).
 OWN_COLUMNS = {"model.activation", "model.hidden", "data.batch_size", "optim.lr"}
-NOT_IDENTITY = {"train.seeds", "seed", "data.idx_dir", "data.data_dir", "train.max_group", "train.checkpoint_every", "train.analyze"}
+# Input and output sizes of MNIST's networks: for sorting configurations by parameter count
+# where no job of the sweep left the sizes in its summary.
+MNIST_SIZES = (28 * 28, 10)
 MINIMA_ORDER = ("sharpness", "sharpness_lr", "min_eigenvalue", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
                 "init_barrier", "seed_barrier", "cost_subset")
 # The minima columns of report.md (report.csv has them all), and their headers.
@@ -79,17 +81,6 @@ def find_jobs(root: str) -> list[str]:
     return sorted(jobs, key=_natural)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """{"model": {"hidden": [16]}} → {"model.hidden": [16]}."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _read_yaml(path: str) -> Any:
     try:
         with open(path) as f:
@@ -107,36 +98,31 @@ def _tail(path: str, n: int = 5) -> list[str]:
     return lines[-n:]
 
 
-def _read_metrics(path: str) -> list[dict]:
-    """The complete lines of metrics.jsonl (a line cut short by a kill ends the list)."""
-    records = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break
-    except OSError:
-        pass
-    return records
-
-
 def _batch(v: Any) -> Any:
     return "full" if v in ("full", None) else int(v)
+
+
+def _learning_rates(lr: Any) -> list[float]:
+    """`optim.lr` of a failed job's config as floats; [] when it is missing or not numbers."""
+    if not isinstance(lr, (list, int, float)):
+        return []
+    try:
+        return config.learning_rates(lr)
+    except (TypeError, ValueError):
+        return []
 
 
 def read_job(job_dir: str, root: str) -> dict:
     """What one job left: status ok/failed, its settings, its networks, its learning curves."""
     cfg = _read_yaml(os.path.join(job_dir, ".hydra", "config.yaml"))
     overrides = _read_yaml(os.path.join(job_dir, ".hydra", "overrides.yaml")) or []
-    flat = _flatten(cfg) if isinstance(cfg, dict) else {}
+    flat = config.flatten(cfg) if isinstance(cfg, dict) else {}
     job = {
         "dir": job_dir,
         "name": os.path.relpath(job_dir, root),
         "overrides": [str(o) for o in overrides] if isinstance(overrides, list) else [],
         "config": flat,
-        "metrics": _read_metrics(os.path.join(job_dir, "metrics.jsonl")),
+        "metrics": rundir.read_metrics(os.path.join(job_dir, "metrics.jsonl")),
     }
     summary, problem = None, None
     summary_path = os.path.join(job_dir, "summary.json")
@@ -153,6 +139,7 @@ def read_job(job_dir: str, root: str) -> dict:
         job["status"] = "ok"
         job["activation"] = summary.get("activation", flat.get("model.activation"))
         sizes = summary.get("sizes")
+        job["sizes"] = list(sizes) if sizes else None
         job["hidden"] = tuple(sizes[1:-1]) if sizes else tuple(flat.get("model.hidden") or ())
         job["batch_size"] = _batch(summary.get("batch_size", flat.get("data.batch_size")))
         job["epochs"] = summary.get("epochs", flat.get("train.epochs"))
@@ -161,11 +148,11 @@ def read_job(job_dir: str, root: str) -> dict:
         return job
     # A failed job: say why, with what it left behind.
     job["status"] = "failed"
+    job["sizes"] = None
     job["activation"] = flat.get("model.activation")
     job["hidden"] = tuple(flat["model.hidden"]) if isinstance(flat.get("model.hidden"), list) else None
     job["batch_size"] = _batch(flat["data.batch_size"]) if "data.batch_size" in flat else None
-    lr = flat.get("optim.lr")
-    job["learning_rates"] = [float(x) for x in lr] if isinstance(lr, list) else ([float(lr)] if isinstance(lr, (int, float)) else [])
+    job["learning_rates"] = _learning_rates(flat.get("optim.lr"))
     job["seeds"] = flat.get("train.seeds")
     job["epochs"] = flat.get("train.epochs")
     if error:
@@ -193,7 +180,7 @@ def read_job(job_dir: str, root: str) -> dict:
 
 def _extras(jobs: list[dict]) -> list[str]:
     """Settings besides the own columns that differ between jobs: more columns of the table."""
-    keys = set().union(*(j["config"] for j in jobs)) - OWN_COLUMNS - NOT_IDENTITY
+    keys = set().union(*(j["config"] for j in jobs)) - OWN_COLUMNS - set(config.NOT_CONFIGURATION)
     varied = []
     for k in sorted(keys):
         values = {json.dumps(j["config"].get(k), sort_keys=True) for j in jobs if j["config"]}
@@ -214,96 +201,118 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def _param_count(hidden) -> int:
-    return model.count_for_sizes([784, *(hidden or ()), 10])
+def _param_count(hidden, sizes) -> int:
+    """Weights and biases of a network with these hidden layers, and `sizes`' first and last size."""
+    return model.count_for_sizes([sizes[0], *(hidden or ()), sizes[-1]])
 
 
 def aggregate(jobs: list[dict]) -> tuple[list[dict], list[str], list[str]]:
     """One row per configuration, sorted; the extra setting columns; the minima columns."""
     extras = _extras(jobs)
+    configurations = _configurations(jobs, extras)
+    minima_cols = _minima_columns(configurations)
+    # A failed job left no sizes: its configuration's networks have those of the sweep's others.
+    sweep_sizes = next((j["sizes"] for j in jobs if j.get("sizes")), MNIST_SIZES)
+    rows = [_row(c, minima_cols, sweep_sizes) for c in configurations]
+    rows.sort(key=lambda r: _row_order(r, extras))
+    return rows, extras, minima_cols
+
+
+def _configurations(jobs: list[dict], extras: list[str]) -> list[dict]:
+    """The networks of the jobs, and the failed jobs, per configuration, in the order first met.
+
+    A configuration is its settings (the own columns and `extras`) and a learning rate; it
+    holds `models` (summary.json's entries), `jobs` (names of the jobs they came from),
+    `failed` (failed jobs, once per learning rate they were to train) and `sizes` (or None).
+    """
     groups: dict[tuple, dict] = {}
     for j in jobs:
         extra_vals = tuple(_fmt_value(j["config"].get(k)) for k in extras)
-        base = {"activation": j["activation"], "hidden": j["hidden"], "batch_size": j["batch_size"]}
-        base.update(zip(extras, extra_vals))
+        settings = {"activation": j["activation"], "hidden": j["hidden"], "batch_size": j["batch_size"]} | dict(zip(extras, extra_vals))
         if j["status"] == "ok":
-            for m in j["models"]:
-                lr = float(m["learning_rate"])
-                key = (j["activation"], j["hidden"], j["batch_size"], extra_vals, lr)
-                g = groups.setdefault(key, base | {"learning_rate": lr, "models": [], "jobs": [], "failed": []})
-                g["models"].append(m)
-                if j["name"] not in g["jobs"]:
-                    g["jobs"].append(j["name"])
+            entries = [(float(m["learning_rate"]), m) for m in j["models"]]
         else:
-            for lr in j["learning_rates"] or [None]:
-                key = (j["activation"], j["hidden"], j["batch_size"], extra_vals, lr)
-                g = groups.setdefault(key, base | {"learning_rate": lr, "models": [], "jobs": [], "failed": []})
+            entries = [(lr, None) for lr in j["learning_rates"] or [None]]
+        for lr, m in entries:
+            key = (j["activation"], j["hidden"], j["batch_size"], extra_vals, lr)
+            g = groups.setdefault(key, settings | {"learning_rate": lr, "models": [], "jobs": [], "failed": [], "sizes": None})
+            g["sizes"] = g["sizes"] or j.get("sizes")
+            if m is None:
                 g["failed"].append(j)
+                continue
+            g["models"].append(m)
+            if j["name"] not in g["jobs"]:
+                g["jobs"].append(j["name"])
+    return list(groups.values())
 
-    minima_keys = set()
-    for g in groups.values():
+
+def _minima_columns(configurations: list[dict]) -> list[str]:
+    """The numeric `minima` keys of any network: those of MINIMA_ORDER in its order, then the rest sorted."""
+    keys = set()
+    for g in configurations:
         for m in g["models"]:
             for k, v in (m.get("minima") or {}).items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    minima_keys.add(k)
-    minima_cols = [k for k in MINIMA_ORDER if k in minima_keys] + sorted(minima_keys - set(MINIMA_ORDER) - {"seed_barrier_to"})
+                    keys.add(k)
+    return [k for k in MINIMA_ORDER if k in keys] + sorted(keys - set(MINIMA_ORDER) - {"seed_barrier_to"})
 
-    rows = []
-    for g in groups.values():
-        models = g["models"]
-        alive = [m for m in models if not m.get("diverged")]
-        acc = [float(m["test_accuracy"]) for m in alive if _finite(m.get("test_accuracy"))]
-        cst = [float(m["train_cost"]) for m in alive if _finite(m.get("train_cost"))]
-        acc_mean, acc_std = _mean_std(acc)
-        cost_mean, cost_std = _mean_std(cst)
-        ranked = sorted((m for m in alive if _finite(m.get("test_accuracy"))), key=lambda m: -float(m["test_accuracy"]))
-        n_failed_networks = sum(len(f["models"]) if "models" in f else (f.get("seeds") or 0) for f in g["failed"])
-        if not models:
-            status = "failed"
-        elif not alive:
-            status = "diverged"
-        elif g["failed"]:
-            status = "partly failed"
-        else:
-            status = "ok"
-        row = {k: v for k, v in g.items() if k not in ("models", "jobs", "failed")}
-        row |= {
-            "seeds": len(models),
-            "test_acc_mean": acc_mean,
-            "test_acc_std": acc_std,
-            "train_cost_mean": cost_mean,
-            "train_cost_std": cost_std,
-            "best_seed": ranked[0]["seed"] if ranked else None,
-            "best_acc": float(ranked[0]["test_accuracy"]) if ranked else math.nan,
-            "worst_seed": ranked[-1]["seed"] if ranked else None,
-            "worst_acc": float(ranked[-1]["test_accuracy"]) if ranked else math.nan,
-            "diverged": sum(bool(m.get("diverged")) for m in models),
-            "diverged_frac": (sum(bool(m.get("diverged")) for m in models) / len(models)) if models else math.nan,
-            "chance_frac": (sum(not _finite(m.get("test_accuracy")) or float(m["test_accuracy"]) < CHANCE or bool(m.get("diverged"))
-                                for m in models) / len(models)) if models else math.nan,
-            "status": status,
-            "failed_networks": n_failed_networks,
-            "jobs": " ".join(g["jobs"] + [f["name"] for f in g["failed"]]),
-            "error": " | ".join(f"{f['name']}: {f['reason']}" for f in g["failed"]),
-        }
-        for k in minima_cols:
-            vals = [float(m["minima"][k]) for m in alive if isinstance(m.get("minima"), dict) and _finite(m["minima"].get(k))]
-            row[k] = statistics.fmean(vals) if vals else math.nan
-        row["_models"] = models
-        rows.append(row)
 
-    def order(r):
-        return (
-            str(r["activation"]),
-            _param_count(r["hidden"]) if r["hidden"] is not None else math.inf,
-            str(r["hidden"]),
-            math.inf if r["batch_size"] in ("full", None) else r["batch_size"],
-            tuple(str(r.get(k)) for k in extras),
-            math.inf if r["learning_rate"] is None else r["learning_rate"],
-        )
+def _row(g: dict, minima_cols: list[str], sweep_sizes) -> dict:
+    """One configuration's line of the table: its settings, statistics over its networks, its status."""
+    models = g["models"]
+    alive = [m for m in models if not m.get("diverged")]
+    acc_mean, acc_std = _mean_std([float(m["test_accuracy"]) for m in alive if _finite(m.get("test_accuracy"))])
+    cost_mean, cost_std = _mean_std([float(m["train_cost"]) for m in alive if _finite(m.get("train_cost"))])
+    ranked = sorted((m for m in alive if _finite(m.get("test_accuracy"))), key=lambda m: -float(m["test_accuracy"]))
+    n_diverged = sum(bool(m.get("diverged")) for m in models)
+    # At chance: did not learn, diverged networks included.
+    n_chance = sum(not _finite(m.get("test_accuracy")) or float(m["test_accuracy"]) < CHANCE or bool(m.get("diverged")) for m in models)
 
-    rows.sort(key=order)
-    return rows, extras, minima_cols
+    row = {k: v for k, v in g.items() if k not in ("models", "jobs", "failed", "sizes")}
+    row |= {
+        "seeds": len(models),
+        "test_acc_mean": acc_mean,
+        "test_acc_std": acc_std,
+        "train_cost_mean": cost_mean,
+        "train_cost_std": cost_std,
+        "best_seed": ranked[0]["seed"] if ranked else None,
+        "best_acc": float(ranked[0]["test_accuracy"]) if ranked else math.nan,
+        "worst_seed": ranked[-1]["seed"] if ranked else None,
+        "worst_acc": float(ranked[-1]["test_accuracy"]) if ranked else math.nan,
+        "diverged": n_diverged,
+        "diverged_frac": n_diverged / len(models) if models else math.nan,
+        "chance_frac": n_chance / len(models) if models else math.nan,
+        "status": _status(models, alive, g["failed"]),
+        "failed_networks": sum(len(f["models"]) if "models" in f else (f.get("seeds") or 0) for f in g["failed"]),
+        "jobs": " ".join(g["jobs"] + [f["name"] for f in g["failed"]]),
+        "error": " | ".join(f"{f['name']}: {f['reason']}" for f in g["failed"]),
+    }
+    for k in minima_cols:
+        vals = [float(m["minima"][k]) for m in alive if isinstance(m.get("minima"), dict) and _finite(m["minima"].get(k))]
+        row[k] = statistics.fmean(vals) if vals else math.nan
+    row["_models"] = models
+    row["_params"] = math.inf if g["hidden"] is None else _param_count(g["hidden"], g["sizes"] or sweep_sizes)
+    return row
+
+
+def _status(models: list[dict], alive: list[dict], failed: list[dict]) -> str:
+    if not models:
+        return "failed"
+    if not alive:
+        return "diverged"
+    return "partly failed" if failed else "ok"
+
+
+def _row_order(r: dict, extras: list[str]) -> tuple:
+    """Table order: activation, parameter count, hidden, batch size, extra settings, learning rate; unknowns last."""
+    return (
+        str(r["activation"]),
+        r["_params"],
+        str(r["hidden"]),
+        math.inf if r["batch_size"] in ("full", None) else r["batch_size"],
+        tuple(str(r.get(k)) for k in extras),
+        math.inf if r["learning_rate"] is None else r["learning_rate"],
+    )
 
 
 def _finite(v: Any) -> bool:
@@ -421,7 +430,8 @@ def write_markdown(path: str, root: str, jobs: list[dict], rows: list[dict], tab
 def _panels(rows: list[dict]):
     """(batch sizes, hidden configs) of the grid of panels, in table order."""
     batches = sorted({r["batch_size"] for r in rows if r["batch_size"] is not None}, key=lambda b: math.inf if b == "full" else b)
-    hiddens = sorted({r["hidden"] for r in rows if r["hidden"] is not None}, key=lambda h: (_param_count(h), str(h)))
+    hiddens = sorted({r["hidden"] for r in rows if r["hidden"] is not None},
+                     key=lambda h: (min(r["_params"] for r in rows if r["hidden"] == h), str(h)))
     return batches, hiddens
 
 
@@ -429,132 +439,151 @@ def _line_key(r: dict, extras: list[str]) -> str:
     return " ".join([str(r["activation"])] + [f"{k.split('.')[-1]}={r.get(k)}" for k in extras])
 
 
-def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], minima_cols: list[str]) -> list[str]:
-    import matplotlib
+class _Grid:
+    """What every plot shares: a panel per (batch size, hidden layers), a colour per line, the legend."""
 
-    matplotlib.use("Agg")
-    import matplotlib.ticker
-    import matplotlib.pyplot as plt
+    def __init__(self, root: str, rows: list[dict], extras: list[str]):
+        import matplotlib
 
-    batches, hiddens = _panels(rows)
-    if not batches or not hiddens:
-        return []
-    nr, nc = len(batches), len(hiddens)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    line_keys = sorted({_line_key(r, extras) for r in rows if r["activation"] is not None})
-    color_of = {k: colors[i % len(colors)] for i, k in enumerate(line_keys)}
-    written = []
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-    def grid(title):
-        fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc + 1, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
+        self.plt, self.root, self.extras = plt, root, extras
+        self.batches, self.hiddens = _panels(rows)
+        self.line_keys = sorted({_line_key(r, extras) for r in rows if r["activation"] is not None})
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        self.color_of = {k: colors[i % len(colors)] for i, k in enumerate(self.line_keys)}
+
+    def figure(self, title: str):
+        """A new figure and its panels `axes[batch index][hidden index]`, titled."""
+        nr, nc = len(self.batches), len(self.hiddens)
+        fig, axes = self.plt.subplots(nr, nc, figsize=(3.2 * nc + 1, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
         fig.suptitle(title, fontsize=10)
-        for i, b in enumerate(batches):
-            for jj, h in enumerate(hiddens):
+        for i, b in enumerate(self.batches):
+            for jj, h in enumerate(self.hiddens):
                 ax = axes[i][jj]
                 ax.set_title(f"hidden {_hidden_str(h)}, batch {b}", fontsize=9)
                 ax.grid(alpha=0.3)
         return fig, axes
 
-    def cell(r):
-        return batches.index(r["batch_size"]), hiddens.index(r["hidden"])
+    def panel(self, axes, r: dict):
+        """The panel of row `r`."""
+        return axes[self.batches.index(r["batch_size"])][self.hiddens.index(r["hidden"])]
 
-    def finish(fig, axes, name, xlabel, ylabel):
+    def lines(self, axes, rows: list[dict]):
+        """(panel, line key, the line's rows in that panel) for every panel and line, empty ones too."""
+        for i, b in enumerate(self.batches):
+            for jj, h in enumerate(self.hiddens):
+                for k in self.line_keys:
+                    rs = [r for r in rows if _line_key(r, self.extras) == k and r["batch_size"] == b and r["hidden"] == h]
+                    yield axes[i][jj], k, rs
+
+    def save(self, fig, axes, name: str, xlabel: str, ylabel: str) -> str:
+        """Label the outer axes, add the legend, write `root/name`; returns `name`."""
         for ax in axes[-1]:
             ax.set_xlabel(xlabel)
         for row in axes:
             row[0].set_ylabel(ylabel)
-        handles = [plt.Line2D([], [], color=color_of[k], marker="o", label=k) for k in line_keys]
-        handles.append(plt.Line2D([], [], color="k", marker="x", linestyle="", label="diverged"))
-        handles.append(plt.Line2D([], [], color="r", marker="s", linestyle="", label="failed job"))
+        handles = [self.plt.Line2D([], [], color=self.color_of[k], marker="o", label=k) for k in self.line_keys]
+        handles.append(self.plt.Line2D([], [], color="k", marker="x", linestyle="", label="diverged"))
+        handles.append(self.plt.Line2D([], [], color="r", marker="s", linestyle="", label="failed job"))
         fig.legend(handles=handles, loc="center right", fontsize=8)
         fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.97))
-        fig.savefig(os.path.join(root, name), dpi=90)
-        plt.close(fig)
-        written.append(name)
+        fig.savefig(os.path.join(self.root, name), dpi=90)
+        self.plt.close(fig)
+        return name
 
+
+def plot_all(root: str, jobs: list[dict], rows: list[dict], extras: list[str], minima_cols: list[str]) -> list[str]:
+    """Draw the report's plots into `root` (see the module docstring); returns the file names written."""
+    grid = _Grid(root, rows, extras)
+    if not grid.batches or not grid.hiddens:
+        return []
+    # A failed job whose config was unreadable has no place on the axes.
     plotted = [r for r in rows if r["batch_size"] is not None and r["hidden"] is not None and r["learning_rate"] is not None]
+    written = [_plot_accuracy(grid, plotted), _plot_cost_spread(grid, plotted), _plot_learning_curves(grid, plotted, jobs)]
+    if "sharpness" in minima_cols:
+        written.append(_plot_sharpness(grid, plotted))
+    return written
 
-    # Test accuracy against learning rate.
-    fig, axes = grid("final test accuracy: mean ± std over seeds (x at 0: some seed diverged; dotted: chance)")
-    for k in line_keys:
-        for i, b in enumerate(batches):
-            for jj, h in enumerate(hiddens):
-                rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h]
-                ok = [r for r in rs if _finite(r["test_acc_mean"])]
-                ax = axes[i][jj]
-                if ok:
-                    ax.errorbar([r["learning_rate"] for r in ok], [100 * r["test_acc_mean"] for r in ok],
-                                yerr=[100 * r["test_acc_std"] for r in ok], color=color_of[k], marker="o", ms=3, capsize=2)
-                div = [r for r in rs if r["diverged"]]
-                ax.plot([r["learning_rate"] for r in div], [0] * len(div), "x", color=color_of[k], ms=7)
-                fail = [r for r in rs if r["status"] == "failed"]
-                ax.plot([r["learning_rate"] for r in fail], [50] * len(fail), "s", color="r", ms=6)  # at 50%: no result
-    for row in axes:
-        for ax in row:
-            ax.set_xscale("log")
-            ax.axhline(10, color="gray", lw=0.8, ls=":")
-    finish(fig, axes, "accuracy_vs_lr.png", "learning rate η", "test accuracy %")
 
-    # Spread of the final train costs over seeds.
-    fig, axes = grid("final train cost of every seed (at the top, x: some seed diverged; red: failed job)")
-    offsets = {k: (i - (len(line_keys) - 1) / 2) * 0.06 for i, k in enumerate(line_keys)}
+def _plot_accuracy(grid: _Grid, plotted: list[dict]) -> str:
+    """accuracy_vs_lr.png: test accuracy against learning rate."""
+    fig, axes = grid.figure("final test accuracy: mean ± std over seeds (x at 0: some seed diverged; dotted: chance)")
+    for ax, k, rs in grid.lines(axes, plotted):
+        ok = [r for r in rs if _finite(r["test_acc_mean"])]
+        if ok:
+            ax.errorbar([r["learning_rate"] for r in ok], [100 * r["test_acc_mean"] for r in ok],
+                        yerr=[100 * r["test_acc_std"] for r in ok], color=grid.color_of[k], marker="o", ms=3, capsize=2)
+        div = [r for r in rs if r["diverged"]]
+        ax.plot([r["learning_rate"] for r in div], [0] * len(div), "x", color=grid.color_of[k], ms=7)
+        fail = [r for r in rs if r["status"] == "failed"]
+        ax.plot([r["learning_rate"] for r in fail], [50] * len(fail), "s", color="r", ms=6)  # at 50%: no result
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.axhline(10, color="gray", lw=0.8, ls=":")
+    return grid.save(fig, axes, "accuracy_vs_lr.png", "learning rate η", "test accuracy %")
+
+
+def _plot_cost_spread(grid: _Grid, plotted: list[dict]) -> str:
+    """cost_spread.png: every network's final train cost against learning rate."""
+    fig, axes = grid.figure("final train cost of every seed (at the top, x: some seed diverged; red: failed job)")
+    # Lines side by side around each learning rate, so that their points do not hide each other.
+    offsets = {k: (i - (len(grid.line_keys) - 1) / 2) * 0.06 for i, k in enumerate(grid.line_keys)}
     top = max([float(m["train_cost"]) for r in plotted for m in r["_models"] if _finite(m.get("train_cost"))] or [1.0])
     for r in plotted:
-        i, jj = cell(r)
-        ax, k = axes[i][jj], _line_key(r, extras)
+        ax, k = grid.panel(axes, r), _line_key(r, grid.extras)
         x = r["learning_rate"] * 10 ** offsets[k]
         if r["failed_networks"] and not r["_models"]:
             ax.plot([x], [top * 1.5], "s", color="r", ms=6)
         if not r["_models"]:
             continue
         alive = [float(m["train_cost"]) for m in r["_models"] if not m.get("diverged") and _finite(m.get("train_cost"))]
-        ax.plot([x] * len(alive), alive, "o", color=color_of[k], ms=3, alpha=0.6)
+        ax.plot([x] * len(alive), alive, "o", color=grid.color_of[k], ms=3, alpha=0.6)
         if r["diverged"]:
-            ax.plot([x], [top * 1.5], "x", color=color_of[k], ms=7)
-    for row in axes:
-        for ax in row:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-    finish(fig, axes, "cost_spread.png", "learning rate η", "final train cost")
+            ax.plot([x], [top * 1.5], "x", color=grid.color_of[k], ms=7)
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    return grid.save(fig, axes, "cost_spread.png", "learning rate η", "final train cost")
 
-    # Learning curves: test accuracy per epoch at each (line, panel)'s best learning rate.
-    fig, axes = grid("test accuracy per epoch at the best η (mean; band: min–max over seeds)")
+
+def _plot_learning_curves(grid: _Grid, plotted: list[dict], jobs: list[dict]) -> str:
+    """learning_curves.png: test accuracy per epoch at each (line, panel)'s best learning rate."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = grid.figure("test accuracy per epoch at the best η (mean; band: min–max over seeds)")
     curves = _curves(jobs)
-    for i, b in enumerate(batches):
-        for jj, h in enumerate(hiddens):
-            ax = axes[i][jj]
-            for k in line_keys:
-                rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h and _finite(r["test_acc_mean"])]
-                if not rs:
-                    continue
-                best = max(rs, key=lambda r: r["test_acc_mean"])
-                acc_ExS = curves.get((k, h, b, best["learning_rate"]))
-                if acc_ExS is None or acc_ExS.size == 0:
-                    continue
-                ep = np.arange(1, acc_ExS.shape[0] + 1)
-                ax.plot(ep, 100 * np.nanmean(acc_ExS, axis=1), "-o", color=color_of[k], ms=3, label=f"{k} η={best['learning_rate']:g}")
-                ax.fill_between(ep, 100 * np.nanmin(acc_ExS, axis=1), 100 * np.nanmax(acc_ExS, axis=1), color=color_of[k], alpha=0.2)
-            if ax.lines:
-                ax.legend(fontsize=6, loc="lower right")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    finish(fig, axes, "learning_curves.png", "epoch", "test accuracy %")
+    for ax, k, rs in grid.lines(axes, [r for r in plotted if _finite(r["test_acc_mean"])]):
+        if not rs:
+            continue
+        best = max(rs, key=lambda r: r["test_acc_mean"])
+        acc_ExS = curves.get((k, best["hidden"], best["batch_size"], best["learning_rate"]))
+        if acc_ExS is None or acc_ExS.size == 0:
+            continue
+        ep = np.arange(1, acc_ExS.shape[0] + 1)
+        color = grid.color_of[k]
+        ax.plot(ep, 100 * np.nanmean(acc_ExS, axis=1), "-o", color=color, ms=3, label=f"{k} η={best['learning_rate']:g}")
+        ax.fill_between(ep, 100 * np.nanmin(acc_ExS, axis=1), 100 * np.nanmax(acc_ExS, axis=1), color=color, alpha=0.2)
+    for ax in axes.flat:
+        if ax.lines:
+            ax.legend(fontsize=6, loc="lower right")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return grid.save(fig, axes, "learning_curves.png", "epoch", "test accuracy %")
 
-    if "sharpness" in minima_cols:
-        fig, axes = grid("sharpness (top Hessian eigenvalue) at the minimum; dashed: 2/η")
-        for k in line_keys:
-            for i, b in enumerate(batches):
-                for jj, h in enumerate(hiddens):
-                    rs = [r for r in plotted if _line_key(r, extras) == k and r["batch_size"] == b and r["hidden"] == h and _finite(r.get("sharpness"))]
-                    if rs:
-                        axes[i][jj].plot([r["learning_rate"] for r in rs], [max(r["sharpness"], 1e-6) for r in rs], "-o", color=color_of[k], ms=3)
-        lrs = sorted({r["learning_rate"] for r in plotted})
-        for row in axes:
-            for ax in row:
-                ax.plot(lrs, [2 / lr for lr in lrs], "--", color="gray", lw=0.8)
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-        finish(fig, axes, "sharpness_vs_lr.png", "learning rate η", "sharpness")
-    return written
+
+def _plot_sharpness(grid: _Grid, plotted: list[dict]) -> str:
+    """sharpness_vs_lr.png: sharpness against learning rate, with the 2/η line of GD's stability."""
+    fig, axes = grid.figure("sharpness (top Hessian eigenvalue) at the minimum; dashed: 2/η")
+    for ax, k, rs in grid.lines(axes, [r for r in plotted if _finite(r.get("sharpness"))]):
+        if rs:  # floored: a log axis has no place for sharpness ≤ 0
+            ax.plot([r["learning_rate"] for r in rs], [max(r["sharpness"], 1e-6) for r in rs], "-o", color=grid.color_of[k], ms=3)
+    lrs = sorted({r["learning_rate"] for r in plotted})
+    for ax in axes.flat:
+        ax.plot(lrs, [2 / lr for lr in lrs], "--", color="gray", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    return grid.save(fig, axes, "sharpness_vs_lr.png", "learning rate η", "sharpness")
 
 
 def _curves(jobs: list[dict]) -> dict:

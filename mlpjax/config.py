@@ -43,6 +43,7 @@ class DataConfig:
     batch_size: Any = 32  # an integer, or "full" for full-batch gradient descent
     idx_dir: Optional[str] = None  # folder with the four IDX files; None: tfds download
     data_dir: str = "~/tensorflow_datasets"  # where tfds keeps the prepared dataset
+    validation: int = 0  # the last N training images, held out from training
 
 
 @dataclasses.dataclass
@@ -54,6 +55,8 @@ class TrainConfig:
     diverge_norm: float = 1e4  # a network whose parameter norm passes this is marked diverged
     checkpoint_every: int = 5  # epochs between saves of the whole training state
     analyze: bool = False  # after training: the minima (landscape.analyze_group) into summary.json
+    polish: int = 0  # after SGD: up to N steps of full-batch L-BFGS (minima.polish)
+    polish_tol: float = 1e-3  # the polish stops at |∇C| <= polish_tol
 
 
 @dataclasses.dataclass
@@ -144,6 +147,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "data.batch_size": _check_batch_size,
     "data.idx_dir": _check_idx_dir,
     "data.data_dir": _check_str,
+    "data.validation": _int_at_least(0),
     "train.epochs": _int_at_least(1),
     "train.seeds": _int_at_least(1),
     "train.shuffle": _choice(SHUFFLES),
@@ -151,6 +155,8 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.diverge_norm": lambda v: None if _is_number(v) and v > 0 else "a number > 0 and finite",
     "train.checkpoint_every": _int_at_least(1),
     "train.analyze": lambda v: None if isinstance(v, bool) else "true or false",
+    "train.polish": _int_at_least(0),
+    "train.polish_tol": lambda v: None if _is_number(v) and v > 0 else "a number > 0 and finite",
     "seed": _int_at_least(0),
 }
 
@@ -183,9 +189,9 @@ def learning_rates(lr: Any) -> list[float]:
     return [float(x) for x in lr] if isinstance(lr, (list, tuple, ListConfig)) else [float(lr)]
 
 
-# Settings that change nothing a network learns: where data is kept, how often it is saved,
-# whether it is analyzed afterwards.
-NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", "train.analyze")
+# Settings that change nothing SGD learns: where data is kept, how often it is saved, what is
+# done with the result afterwards (analyzed, polished: `train.post`).
+NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", "train.analyze", "train.polish", "train.polish_tol")
 # A run's identity: the settings a checkpoint must share to be resumed. `train.epochs` is left
 # out, so that a longer run continues a shorter one; `train.max_group` stays (it shapes the state).
 NOT_RUN_IDENTITY = (*NOT_LEARNED, "train.epochs")
@@ -209,6 +215,14 @@ def run_identity(cfg: DictConfig) -> dict:
     """The settings that make two runs the same run: flat `{"model.hidden": [16, 16], …}`."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     return {k: v for k, v in flat.items() if k not in NOT_RUN_IDENTITY}
+
+
+def validation(cfg: DictConfig, n_images: int) -> int:
+    """The number of training images held out for validation, checked against the `n_images` there are."""
+    n = cfg.data.validation
+    if n >= n_images:
+        raise ConfigError(f"data.validation={n!r}: must be an integer in 0..{n_images - 1} (training images held out; there are {n_images})")
+    return int(n)
 
 
 def batch_size(cfg: DictConfig, n_train: int) -> int:

@@ -35,8 +35,16 @@ class Plan:
     data_seed: int
     max_group: int  # most networks in one compiled program; 0: as many as memory allows
     checkpoint_every: int  # epochs between checkpoints
+    validation: int  # the last N training images, held out
+    polish: int  # most L-BFGS steps after SGD (0: none)
+    polish_tol: float  # the polish stops at |∇C| <= polish_tol
     analyze: bool  # the minima analysis after training
     identity: dict  # config.run_identity: what a checkpoint or summary must match to be this run's
+
+    @property
+    def post(self) -> dict:
+        """What is done after SGD; a complete run with other post settings is finished again from its last checkpoint."""
+        return {"analyze": self.analyze, "polish": self.polish, "polish_tol": self.polish_tol}
 
     @property
     def shared_order(self) -> bool:
@@ -47,8 +55,11 @@ class Plan:
         return [self.data_seed] if self.shared_order else [n.seed for n in networks]
 
 
-def make_plan(cfg: DictConfig, n_inputs: int, n_train: int) -> Plan:
-    """The plan of a validated config, for a training set of `n_train` examples of `n_inputs` pixels."""
+def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
+    """The plan of a validated config, for `n_images` training images of `n_inputs` pixels
+    (of which the last `data.validation` are held out)."""
+    validation = config.validation(cfg, n_images)
+    n_train = n_images - validation
     seeds = [cfg.seed + i for i in range(cfg.train.seeds)]
     spec = fit.Spec(
         sizes=(n_inputs, *cfg.model.hidden, 10),
@@ -69,6 +80,9 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_train: int) -> Plan:
         data_seed=cfg.seed,
         max_group=cfg.train.max_group,
         checkpoint_every=cfg.train.checkpoint_every,
+        validation=validation,
+        polish=cfg.train.polish,
+        polish_tol=float(cfg.train.polish_tol),
         analyze=cfg.train.analyze,
         identity=config.run_identity(cfg),
     )

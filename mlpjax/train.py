@@ -31,7 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mlpjax import checkpoint, cli, config, data, fit, landscape, model, provenance, rundir
+from mlpjax import checkpoint, cli, config, data, fit, landscape, minima, model, provenance, rundir
 from mlpjax.plan import Network, Plan, chunks, make_plan
 
 config.register()
@@ -49,11 +49,11 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
 
     # --- data and plan: the config is resolved once; from here on only the plan is read.
     mnist = data.load_mnist(cfg.data.idx_dir, os.path.expanduser(cfg.data.data_dir))
-    plan = make_plan(cfg, n_inputs=mnist.x_train_NxD.shape[1], n_train=mnist.x_train_NxD.shape[0])
-    arrays = DeviceData.of(mnist)
+    plan = make_plan(cfg, n_inputs=mnist.x_train_NxD.shape[1], n_images=mnist.x_train_NxD.shape[0])
+    arrays = DeviceData.of(mnist, plan.validation)
     programs = chunks(plan, arrays.nbytes)
     print(header(plan, programs))
-    print(f"data: {mnist.source}")
+    print(f"data: {mnist.source}" + (f"; the last {plan.validation:,} training images held out for validation" if plan.validation else ""))
 
     # --- state: fresh networks, or the last checkpoint of this same run.
     ckpt_dir = os.path.join(out_dir, "checkpoint")
@@ -85,9 +85,14 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
     params = stack_networks(plan, [g.params for g in groups])
     checkpoint.save_params(os.path.join(out_dir, "params"), params)
     summary = summarize(plan, history, start_epoch)
+    if plan.polish:
+        t_polish = time.perf_counter()
+        params = polish_and_check(plan, params, summary["models"], arrays)
+        checkpoint.save_params(os.path.join(out_dir, "params_polished"), params)
+        summary["polish_seconds"] = round(time.perf_counter() - t_polish, 3)
     if plan.analyze:
         t_analyze = time.perf_counter()
-        analyze_minima(plan, params, summary["models"], arrays)
+        analyze_minima(plan, params, summary["models"], arrays)  # at the polished points, if polished
         summary["analyze_seconds"] = round(time.perf_counter() - t_analyze, 3)
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)  # a summary on disk means a complete run
@@ -104,38 +109,50 @@ def completed_summary(out_dir: str, cfg: DictConfig) -> dict | None:
         return None
     with open(path) as f:
         done = json.load(f)
+    post = {"analyze": cfg.train.analyze, "polish": cfg.train.polish, "polish_tol": float(cfg.train.polish_tol)}
     if done.get("identity") != config.run_identity(cfg) or done.get("epochs") != cfg.train.epochs:
         return None
+    if done.get("post") != post:
+        return None  # the checkpoint of the last epoch is there: only the post-processing runs again
     print(f"complete already: {path} (delete it to train again)")
     return done
 
 
-class DeviceData(NamedTuple):
-    """MNIST on the device, where it stays: pixels in [0, 1], one-hot targets and labels."""
+class Split(NamedTuple):
+    """One split of MNIST on the device: pixels in [0, 1], one-hot targets, labels."""
 
-    x_train_NxD: jax.Array
-    y_train_NxK: jax.Array
-    labels_train_N: jax.Array
-    x_test_NxD: jax.Array
-    y_test_NxK: jax.Array
-    labels_test_N: jax.Array
+    x_NxD: jax.Array
+    y_NxK: jax.Array
+    labels_N: jax.Array
 
     @classmethod
-    def of(cls, mnist: data.Mnist) -> DeviceData:
-        train = jnp.asarray(mnist.x_train_NxD), jnp.asarray(mnist.labels_train_N)
-        test = jnp.asarray(mnist.x_test_NxD), jnp.asarray(mnist.labels_test_N)
-        return cls(train[0], jax.nn.one_hot(train[1], 10), train[1], test[0], jax.nn.one_hot(test[1], 10), test[1])
+    def of(cls, x_NxD: np.ndarray, labels_N: np.ndarray) -> Split:
+        labels_N = jnp.asarray(labels_N)
+        return cls(jnp.asarray(x_NxD), jax.nn.one_hot(labels_N, 10), labels_N)
+
+
+class DeviceData(NamedTuple):
+    """MNIST on the device, where it stays: `train`, `validation` (the last N training images,
+    None when N = 0) and `test`."""
+
+    train: Split
+    validation: Split | None
+    test: Split
+
+    @classmethod
+    def of(cls, mnist: data.Mnist, validation: int) -> DeviceData:
+        n = mnist.x_train_NxD.shape[0] - validation
+        x_NxD, labels_N = mnist.x_train_NxD, mnist.labels_train_N
+        held_out = Split.of(x_NxD[n:], labels_N[n:]) if validation else None
+        return cls(Split.of(x_NxD[:n], labels_N[:n]), held_out, Split.of(mnist.x_test_NxD, mnist.labels_test_N))
 
     @property
     def nbytes(self) -> int:
-        return self.x_train_NxD.nbytes + self.x_test_NxD.nbytes
+        return sum(s.x_NxD.nbytes for s in self.splits().values())
 
-    def splits(self) -> dict[str, tuple[jax.Array, jax.Array, jax.Array]]:
-        """`{name: (x_NxD, y_NxK, labels_N)}` of every split the metrics report."""
-        return {
-            "train": (self.x_train_NxD, self.y_train_NxK, self.labels_train_N),
-            "test": (self.x_test_NxD, self.y_test_NxK, self.labels_test_N),
-        }
+    def splits(self) -> dict[str, Split]:
+        """Every split the metrics report, by name: train, validation (if held out), test."""
+        return {name: s for name, s in zip(self._fields, self) if s is not None}
 
 
 def header(plan: Plan, programs: list[list[Network]]) -> str:
@@ -189,7 +206,7 @@ def train_epoch(plan: Plan, programs: list[list[Network]], groups: list[fit.Grou
     for ns, group in zip(programs, groups):
         group = fit.set_learning_rates(group, factor * np.array([n.learning_rate for n in ns]))
         perm = jnp.asarray(fit.permutations(plan.order_seeds(ns), epoch, plan.spec.n_train))
-        group, m = fit.train_epoch(group, arrays.x_train_NxD, arrays.y_train_NxK, perm[0] if plan.shared_order else perm, plan.spec, plan.shared_order)
+        group, m = fit.train_epoch(group, arrays.train.x_NxD, arrays.train.y_NxK, perm[0] if plan.shared_order else perm, plan.spec, plan.shared_order)
         new_groups.append(group)
         step_metrics.append(m)
     jax.block_until_ready(new_groups)
@@ -202,7 +219,7 @@ def epoch_metrics(plan: Plan, groups: list[fit.Group], step_metrics: list[dict],
     G = len(plan.networks)
     cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])[:G]  # drop the padding networks
     out = {}
-    for name, (x_NxD, y_NxK, labels_N) in arrays.splits().items():
+    for name, (x_NxD, y_NxK, labels_N) in arrays.splits().items():  # train, validation, test
         costs, accs = zip(*[fit.evaluate(g.params, x_NxD, y_NxK, labels_N, plan.spec.activation, plan.spec.cost) for g in groups])
         out[f"{name}_cost"], out[f"{name}_accuracy"] = cat(costs), cat(accs)
     out |= {k: cat([m[k] for m in step_metrics]) for k in step_metrics[0]}
@@ -234,6 +251,7 @@ def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
         "batch_size": "full" if spec.full_batch else spec.batch_size,
         "epochs": plan.epochs,
         "epochs_run": last["epoch"],
+        "validation": plan.validation,
         "networks": len(plan.networks),
         "epoch_seconds": round(statistics.median(timed), 4),
         "resumed_from_epoch": start_epoch or None,
@@ -241,27 +259,46 @@ def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
             {
                 "seed": n.seed,
                 "learning_rate": n.learning_rate,
-                "test_accuracy": last["test_accuracy"][g],
-                "test_cost": last["test_cost"][g],
-                "train_cost": last["train_cost"][g],
-                "train_accuracy": last["train_accuracy"][g],
+                **{k: last[k][g] for k in SPLIT_METRICS if k in last},
                 "diverged": last["diverged"][g],
                 "diverged_epoch": next((r["epoch"] for r in history if r["diverged"][g]), None),
             }
             for g, n in enumerate(plan.networks)
         ],
         "identity": plan.identity,
+        "post": plan.post,
         "environment": provenance.record(REPO_DIR),
     }
+
+
+# What summary.json's `models` copy from the last metrics line; validation_* only when held out.
+SPLIT_METRICS = ("test_accuracy", "test_cost", "validation_accuracy", "validation_cost", "train_cost", "train_accuracy")
+
+
+def polish_and_check(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> model.Params:
+    """Polish every surviving network with full-batch L-BFGS (`minima.polish`); record in each entry
+    of `models` its `stationary` point after SGD and after the polish. Returns the polished parameters."""
+    x_NxD, y_NxK, act, cst, key = arrays.train.x_NxD, arrays.train.y_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
+    before = minima.stationarity(params, x_NxD, y_NxK, act, cst, key)
+    polished, steps_G, _ = minima.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol)
+    after = minima.stationarity(polished, x_NxD, y_NxK, act, cst, key)
+    costs = {name: fit.evaluate(polished, s.x_NxD, s.y_NxK, s.labels_N, act, cst) for name, s in arrays.splits().items()}
+    for g, m in enumerate(models):
+        if m["diverged"]:
+            continue  # its parameters are those from before it diverged: not a result
+        m["stationary"] = {"sgd": before[g], "polished": after[g] | {"steps": int(steps_G[g])}}
+        for name, (cost_G, acc_G) in costs.items():
+            m["stationary"]["polished"] |= {f"{name}_cost": float(cost_G[g]), f"{name}_accuracy": float(acc_G[g])}
+    return polished
 
 
 def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> None:
     """Add each network's minima analysis (`landscape.analyze_group`) to its entry of `models`."""
     init = fit.init_group(plan.spec, plan.init, np.array([n.seed for n in plan.networks]), np.array([n.learning_rate for n in plan.networks]))
-    minima = landscape.analyze_group(
-        init.params, params, models, arrays.x_train_NxD, arrays.y_train_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
+    minima_G = landscape.analyze_group(
+        init.params, params, models, arrays.train.x_NxD, arrays.train.y_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
     )
-    for m, mi in zip(models, minima):
+    for m, mi in zip(models, minima_G):
         m["minima"] = mi
 
 
@@ -275,8 +312,9 @@ def progress_line(epoch: int, epochs: int, ev: dict, seconds: float) -> str:
     """One readable line per epoch: the network's numbers, or the group's spread."""
     head = f"epoch {epoch:>{len(str(epochs))}}/{epochs}"
     if len(ev["test_accuracy"]) == 1:
+        val = f"  validation accuracy {100 * ev['validation_accuracy'][0]:.2f}%" if "validation_accuracy" in ev else ""
         return (
-            f"{head}  train cost {ev['train_cost'][0]:.4f}  test cost {ev['test_cost'][0]:.4f}  "
+            f"{head}  train cost {ev['train_cost'][0]:.4f}  test cost {ev['test_cost'][0]:.4f}{val}  "
             f"test accuracy {100 * ev['test_accuracy'][0]:.2f}%  |grad| {ev['grad_norm'][0]:.3f}  ({seconds:.2f} s)"
             + ("  DIVERGED" if ev["diverged"][0] else "")
         )
@@ -284,8 +322,9 @@ def progress_line(epoch: int, epochs: int, ev: dict, seconds: float) -> str:
     if not ok.any():
         return f"{head}  {len(ok)} networks, every one diverged  ({seconds:.2f} s)"
     acc = 100 * ev["test_accuracy"][ok]
+    val = f"validation accuracy median {100 * np.median(ev['validation_accuracy'][ok]):.2f}%  " if "validation_accuracy" in ev else ""
     return (
-        f"{head}  {len(ok)} networks  test accuracy best {acc.max():.2f}% median {np.median(acc):.2f}% "
+        f"{head}  {len(ok)} networks  {val}test accuracy best {acc.max():.2f}% median {np.median(acc):.2f}% "
         f"worst {acc.min():.2f}%  train cost median {np.median(ev['train_cost'][ok]):.4f}  "
         f"diverged {int((~ok).sum())}  ({seconds:.2f} s)"
     )

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlpjax import cli, config, train
+from mlpjax import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,10 +56,9 @@ def test_non_finite_numbers_are_one_line_errors(override, expected, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
 
 
-def test_a_run_whose_every_network_diverged_stops_with_checkpoint_and_summary(mnist, mnist_idx_dir, tfds_dir, tmp_path, capsys):
-    cfg = config.compose(["model.activation=relu", "optim.lr=[1e6,1e7]", "train.epochs=4", "train.checkpoint_every=3",
-                      f"data.idx_dir={mnist_idx_dir}", f"data.data_dir={tfds_dir}"])
-    summary = train.train(cfg, str(tmp_path))
+def test_a_run_whose_every_network_diverged_stops_with_checkpoint_and_summary(train_here, tmp_path, capsys):
+    run = ("model.activation=relu", "optim.lr=[1e6,1e7]", "train.epochs=4", "train.checkpoint_every=3")
+    summary = train_here(tmp_path, *run)
     assert "every network has diverged: stopping after epoch 1 of 4" in capsys.readouterr().out
     assert summary["epochs"] == 4 and summary["epochs_run"] == 1
     assert [m["diverged_epoch"] for m in summary["models"]] == [1, 1]
@@ -67,5 +66,5 @@ def test_a_run_whose_every_network_diverged_stops_with_checkpoint_and_summary(mn
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
     assert (tmp_path / "checkpoint" / "1").is_dir()  # saved although 1 is no multiple of checkpoint_every
     # The run is complete: the same command does nothing more.
-    assert train.train(cfg, str(tmp_path))["epochs_run"] == 1
+    assert train_here(tmp_path, *run)["epochs_run"] == 1
     assert "complete already" in capsys.readouterr().out

@@ -13,7 +13,7 @@ def compose_cfg(*overrides):
 
 
 def test_default_plan_is_the_series_network():
-    p = plan.make_plan(compose_cfg(), n_inputs=784, n_train=60_000)
+    p = plan.make_plan(compose_cfg(), n_inputs=784, n_images=60_000)
     assert p.spec.sizes == (784, 16, 16, 10)
     assert (p.spec.activation, p.spec.cost, p.spec.batch_size, p.init) == ("sigmoid", "quadratic", 32, "lecun")
     assert p.networks == (plan.Network(seed=0, learning_rate=1.0),)

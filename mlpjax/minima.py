@@ -1,0 +1,95 @@
+"""Minima that are checked: polish the end of SGD with full-batch L-BFGS, then test the point.
+
+SGD after a few epochs stops near, not at, a stationary point: its gradient on the whole
+training set is small but not zero, and the Hessian there often has negative eigenvalues.
+`polish` runs L-BFGS on the full-batch cost (`cost.network_cost` over the training set)
+until ‖∇C‖ falls below a tolerance; `stationarity` measures ‖∇C‖ and both ends of the
+Hessian's spectrum (Lanczos); `kind` names the point: a minimum, a saddle, or still descending.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mlpjax import cost as cost_lib
+from mlpjax import landscape, model
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost"))
+def _polish_group(params_G, x_NxD, y_NxK, tol, max_steps, activation: str, cost: str):
+    def one(params):
+        fn = lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost)
+        opt = optax.lbfgs()  # zoom line search (strong Wolfe): each step lowers the cost
+        value_and_grad = optax.value_and_grad_from_state(fn)
+
+        def keep_going(carry):
+            _, _, k, gnorm = carry
+            return (k < max_steps) & (gnorm > tol)
+
+        def step(carry):
+            p, state, k, _ = carry
+            value, grad = value_and_grad(p, state=state)
+            updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=fn)
+            p = optax.apply_updates(p, updates)
+            # The line search stored ∇C at the new point in the state: no extra gradient.
+            return p, state, k + 1, optax.tree.norm(optax.tree.get(state, "grad"))
+
+        gnorm0 = optax.tree.norm(jax.grad(fn)(params))
+        p, _, k, gnorm = jax.lax.while_loop(keep_going, step, (params, opt.init(params), 0, gnorm0))
+        return p, k, gnorm
+
+    # Under vmap the loop runs until every network is done; a done network's carry no longer changes.
+    return jax.vmap(one)(params_G)
+
+
+def polish(
+    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, max_steps: int, tol: float
+) -> tuple[model.Params, np.ndarray, np.ndarray]:
+    """Full-batch L-BFGS on G networks (stacked, leading axis G) until ‖∇C‖ ≤ `tol` or `max_steps`.
+
+    Returns the polished parameters, the steps each took `steps_G`, and its final ‖∇C‖ `grad_norm_G`.
+    The cost is the mean over all N examples of `(x_NxD, y_NxK)`.
+    """
+    # tol and max_steps are traced: other values do not recompile.
+    params_G, steps_G, gnorm_G = _polish_group(params_G, jnp.asarray(x_NxD), jnp.asarray(y_NxK), float(tol), int(max_steps), activation, cost)
+    return params_G, np.asarray(steps_G), np.asarray(gnorm_G)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "cost"))
+def _grad_norms(params_G, x_NxD, y_NxK, activation: str, cost: str):
+    grad = jax.grad(lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost))
+    return jax.vmap(lambda p: optax.tree.norm(grad(p)))(params_G)
+
+
+def stationarity(
+    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, lanczos_steps: int = 30
+) -> list[dict]:
+    """`{"grad_norm", "lambda_max", "lambda_min"}` of each of G networks (stacked, leading axis G).
+
+    ‖∇C‖ and the extreme Hessian eigenvalues of the cost over all N examples of `(x_NxD, y_NxK)`;
+    the eigenvalues are the extreme Ritz values after `lanczos_steps` Lanczos steps
+    (`landscape.extreme_eigenvalues`), which lie inside the spectrum: the true λ_min is at most,
+    the true λ_max at least, what is reported.
+    """
+    x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
+    gnorm_G = np.asarray(_grad_norms(params_G, x_NxD, y_NxK, activation, cost))
+    top_G, bottom_G = landscape.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps)
+    return [
+        {"grad_norm": float(g), "lambda_max": float(t), "lambda_min": float(b)} for g, t, b in zip(gnorm_G, top_G, bottom_G)
+    ]
+
+
+MINIMUM, SADDLE, DESCENDING = "minimum", "saddle", "descending"
+
+
+def kind(point: dict, tol: float) -> str:
+    """`minimum` if ‖∇C‖ ≤ tol and λ_min ≥ −tol·λ_max; `saddle` if ‖∇C‖ ≤ tol but some curvature
+    is negative beyond that; `descending` if the gradient has not vanished (‖∇C‖ > tol)."""
+    if not point["grad_norm"] <= tol:  # NaN counts as descending, never as a minimum
+        return DESCENDING
+    return MINIMUM if point["lambda_min"] >= -tol * point["lambda_max"] else SADDLE

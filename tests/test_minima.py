@@ -1,0 +1,91 @@
+"""Minima that are checked: the L-BFGS polish, the stationarity test, and both in a real run."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from mlpjax import cost, landscape, minima, model
+
+
+def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
+    """G random networks (stacked) and n random examples."""
+    k_x, k_y, *k_G = jax.random.split(jax.random.key(0), 2 + G)
+    nets = [model.init_params(k, list(sizes), "normal") for k in k_G]
+    params_G = jax.tree.map(lambda *xs: jnp.stack(xs), *nets)
+    x_NxD = jax.random.uniform(k_x, (n, sizes[0]))
+    y_NxK = jax.nn.one_hot(jax.random.randint(k_y, (n,), 0, sizes[-1]), sizes[-1])
+    return params_G, nets, x_NxD, y_NxK
+
+
+# Not cross-entropy on these separable random examples: its cost falls towards 0 as the weights
+# grow, with no minimum to stop at. The ReLU cost has kinks, where L-BFGS's curvature model fails:
+# it need not reach the tolerance, but must come down by a factor 10.
+@pytest.mark.parametrize("activation,cost_name,reaches_tol", [("sigmoid", "quadratic", True), ("relu", "quadratic", False)])
+def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, cost_name, reaches_tol):
+    params_G, nets, x, y = tiny_group()
+    polished_G, steps_G, gnorm_G = minima.polish(params_G, x, y, activation, cost_name, max_steps=500, tol=1e-4)
+    for g, net in enumerate(nets):
+        g0_P = ravel_pytree(jax.grad(cost.network_cost)(net, x, y, activation, cost_name))[0]
+        after = [(W[g], b[g]) for W, b in polished_G]
+        c_before = float(cost.network_cost(net, x, y, activation, cost_name))
+        c_after = float(cost.network_cost(after, x, y, activation, cost_name))
+        assert c_after < c_before
+        # The reported norm is the gradient's at the returned point, computed here independently.
+        g_P = ravel_pytree(jax.grad(cost.network_cost)(after, x, y, activation, cost_name))[0]
+        assert float(gnorm_G[g]) == pytest.approx(float(jnp.linalg.norm(g_P)), rel=1e-3, abs=1e-6)
+        assert gnorm_G[g] < 0.1 * float(jnp.linalg.norm(g0_P))
+        if reaches_tol:
+            assert gnorm_G[g] <= 1e-4 and 0 < steps_G[g] < 500
+        else:
+            assert gnorm_G[g] <= 1e-4 or steps_G[g] == 500
+
+
+def test_polish_stops_at_max_steps_and_at_zero_steps_changes_nothing():
+    params_G, _, x, y = tiny_group(G=2)
+    _, steps_G, gnorm_G = minima.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=3, tol=1e-12)
+    assert steps_G.tolist() == [3, 3] and (gnorm_G > 1e-12).all()
+    same_G, steps_G, _ = minima.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=0, tol=1e-12)
+    assert steps_G.tolist() == [0, 0]
+    for a, b in zip(jax.tree.leaves(same_G), jax.tree.leaves(params_G)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_kind_of_a_point():
+    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -1e-3}, tol=1e-3) == minima.MINIMUM
+    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -0.5}, tol=1e-3) == minima.SADDLE
+    assert minima.kind({"grad_norm": 0.1, "lambda_max": 10.0, "lambda_min": 0.5}, tol=1e-3) == minima.DESCENDING
+    assert minima.kind({"grad_norm": float("nan"), "lambda_max": 1.0, "lambda_min": 0.0}, tol=1e-3) == minima.DESCENDING
+
+
+def test_stationarity_against_the_dense_hessian():
+    params_G, nets, x, y = tiny_group(G=2, sizes=(6, 4, 3))  # 43 parameters: the dense Hessian is cheap
+    points = minima.stationarity(params_G, x, y, "sigmoid", "quadratic", jax.random.key(1), lanczos_steps=43)
+    for net, p in zip(nets, points):
+        with jax.enable_x64(True):
+            net64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), net)
+            x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+            eig = np.linalg.eigvalsh(np.asarray(landscape.hessian(net64, x64, y64)))
+            gnorm = float(jnp.linalg.norm(ravel_pytree(jax.grad(cost.network_cost)(net64, x64, y64))[0]))
+        scale = np.abs(eig).max()
+        # float32 Hessian-vector products: errors of order 1e-6 of the largest eigenvalue; 1e-3 leaves room.
+        assert p["lambda_max"] == pytest.approx(eig[-1], abs=1e-3 * scale)
+        assert p["lambda_min"] == pytest.approx(eig[0], abs=1e-3 * scale)
+        assert p["grad_norm"] == pytest.approx(gnorm, rel=1e-4)
+
+
+def test_a_run_with_validation_and_polish_writes_both(train_here, tmp_path):
+    summary = train_here(tmp_path, "data.validation=2000", "train.epochs=1", "train.polish=30", "train.seeds=2")
+    assert summary["validation"] == 2000
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    for m, g in zip(summary["models"], range(2)):
+        assert m["validation_accuracy"] == line["validation_accuracy"][g] > 0.3  # one short epoch; chance is 0.1
+        sgd, polished = m["stationary"]["sgd"], m["stationary"]["polished"]
+        assert polished["grad_norm"] <= sgd["grad_norm"]
+        assert polished["train_cost"] <= m["train_cost"]
+        assert 1 <= polished["steps"] <= 30
+        assert sgd["lambda_min"] <= sgd["lambda_max"] and polished["lambda_max"] > 0
+    assert (tmp_path / "params_polished").is_dir()

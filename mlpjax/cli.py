@@ -63,6 +63,20 @@ def check_overrides(argv: list[str]) -> None:
             config.check(key, v)
 
 
+def one_line_errors(command, user_errors: tuple[type[Exception], ...]) -> int:
+    """Run `command()`; a user's mistake (`user_errors`, or a file that cannot be read or written)
+    becomes one line `error: …` on stderr and exit code 2. Returns the exit code."""
+    try:
+        command()
+    except user_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. an --out that cannot be written
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def preflight(argv: list[str]) -> None:
     """`check_overrides`, ending the process with one line on stderr and exit code 2."""
     try:

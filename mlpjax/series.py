@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlpjax import checkpoint, model
+from mlpjax import checkpoint, cli, model
 from mlpjax import cost as cost_lib
 
 WHATS = ("noise", "weights", "gradients", "dream")
@@ -568,32 +568,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (2 for a one-line error)."""
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        run = load_run(args.run_dir, args.network)
-        # --network picks from the first run; the second shows its own best.
-        runs = [run] + ([load_run(args.run_b)] if args.run_b else [])
-        out_dir = args.out or os.path.join(args.run_dir, "series")
-        whats = WHATS if args.what == "all" else (args.what,)
-        mnist = load_data(run) if {"noise", "gradients"} & set(whats) else None
-        for what in whats:
-            print(f"== {what}: {run.label()}")
-            if what == "noise":
-                run_noise(run, mnist, out_dir)
-            elif what == "weights":
-                run_weights(runs, out_dir)
-            elif what == "gradients":
-                run_gradients(run, mnist, out_dir)
-            else:
-                run_dream(run, out_dir)
-    except SeriesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # e.g. an --out that cannot be written
-        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.one_line_errors(lambda: run(sys.argv[1:] if argv is None else argv), (SeriesError,))
 
+
+def run(argv: list[str]) -> None:
+    """Parse `argv` and draw the figures it asks for."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    run = load_run(args.run_dir, args.network)
+    # --network picks from the first run; the second shows its own best.
+    runs = [run] + ([load_run(args.run_b)] if args.run_b else [])
+    out_dir = args.out or os.path.join(args.run_dir, "series")
+    whats = WHATS if args.what == "all" else (args.what,)
+    mnist = load_data(run) if {"noise", "gradients"} & set(whats) else None
+    for what in whats:
+        print(f"== {what}: {run.label()}")
+        if what == "noise":
+            run_noise(run, mnist, out_dir)
+        elif what == "weights":
+            run_weights(runs, out_dir)
+        elif what == "gradients":
+            run_gradients(run, mnist, out_dir)
+        else:
+            run_dream(run, out_dir)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,9 @@ IDX files (`idx_dir`) or tfds's own checksummed download of the stock MNIST file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import logging
@@ -183,6 +185,25 @@ def _download_and_prepare(builder: MlpjaxMnist) -> None:
         raise DataError(f"cannot download MNIST ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {NO_DATA_HINT}") from None
 
 
+@contextlib.contextmanager
+def _prepare_lock(data_dir: str):
+    """One process at a time prepares into `data_dir`: tfds's final rename fails for the second."""
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, ".mlpjax_prepare.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        yield
+
+
+def _prepare(builder: MlpjaxMnist, idx_dir: str | None) -> None:
+    start = time.perf_counter()
+    # tfds writes into an `incomplete.*` dir and renames it only on success.
+    if idx_dir is None:
+        _download_and_prepare(builder)
+    else:
+        builder.download_and_prepare(file_format="array_record")
+    print(f"prepared MNIST from {idx_dir or 'tfds download'} in {time.perf_counter() - start:.1f} s")
+
+
 def load_mnist(idx_dir: str | None, data_dir: str) -> Mnist:
     """MNIST prepared by tfds under `data_dir` (once per distinct source) and read as arrays.
 
@@ -200,13 +221,11 @@ def load_mnist(idx_dir: str | None, data_dir: str) -> Mnist:
     with quiet(logging.ERROR, python_warnings=False):
         builder = MlpjaxMnist(data_dir=data_dir, config=config)
         if not builder.is_prepared():
-            start = time.perf_counter()
-            # tfds writes into an `incomplete.*` dir and renames it only on success.
-            if idx_dir is None:
-                _download_and_prepare(builder)
-            else:
-                builder.download_and_prepare(file_format="array_record")
-            print(f"prepared MNIST from {idx_dir or 'tfds download'} in {time.perf_counter() - start:.1f} s")
+            with _prepare_lock(data_dir):
+                # Another process (a parallel sweep job) may have prepared it while this one waited.
+                builder = MlpjaxMnist(data_dir=data_dir, config=config)
+                if not builder.is_prepared():
+                    _prepare(builder, idx_dir)
         # Reads only what is on disk (never downloads, unlike `tfds.data_source(download=True)`).
         sources = builder.as_data_source()
         arrays = {}

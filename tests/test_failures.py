@@ -40,6 +40,18 @@ def test_without_network_and_data_folder_one_line_within_seconds(tmp_path):
     assert prepared == []
 
 
+def test_parallel_jobs_prepare_the_dataset_once_and_both_read_it(small_idx_dir, tmp_path):
+    # Two sweep jobs starting together into one fresh TFDS_DATA_DIR (joblib, submitit): the second
+    # used to fail on tfds's final rename.
+    load = f"from mlpjax.data import load_mnist; m = load_mnist({small_idx_dir!r}, {str(tmp_path)!r}); print(m.x_train_NxD.shape[0])"
+    procs = [subprocess.Popen([sys.executable, "-c", load], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert all(out.strip().splitlines()[-1] == "10000" for out, _ in outs)
+    assert sum("prepared MNIST" in out for out, _ in outs) == 1
+
+
 @pytest.mark.parametrize(
     "override,expected",
     [

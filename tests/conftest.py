@@ -1,8 +1,43 @@
-"""Shared fixtures: the real MNIST from $MNIST_IDX_DIR, prepared once per test session."""
+"""Shared fixtures: the real MNIST from $MNIST_IDX_DIR (all of it, or its first examples), and runs of
+`mlpjax.train`, as a subprocess (the real command line) or in this process (`mlpjax.train.train`).
 
+Most runs do not need all of MNIST: they use `small_idx_dir`, the first SMALL_TRAIN training and
+SMALL_TEST test images of the real files, prepared once per session.
+"""
+
+import gzip
 import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_TRAIN, SMALL_TEST = 10_000, 2_000
+IDX_NAMES = {  # split -> (images file, labels file): the standard MNIST names
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory) -> dict:
+    """JAX's persistent compilation cache in a folder of this session, for this process and every
+    `python -m mlpjax.train` it starts: most runs compile the same programs (XLA compiles are
+    most of a short run's time on 2 cores). A cached program is the same compiled code, so it
+    changes no result; the folder is new each session, so nothing carries over between sessions."""
+    import jax
+
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    jax.config.update("jax_compilation_cache_dir", cache["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +63,80 @@ def mnist(mnist_idx_dir, tfds_dir):
     from mlpjax.data import load_mnist  # here, so test files that never load data skip tfds
 
     return load_mnist(mnist_idx_dir, tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_idx_dir):
+    """The real MNIST as a `mlpjax.data.Mnist` read straight from the IDX files (no tfds), for tests
+    of training that need all of it but not the tfds path (test_data tests that)."""
+    from mlpjax.data import Mnist, read_idx
+
+    arrays = {}
+    for split, (images, labels) in IDX_NAMES.items():
+        images_NxHxW = read_idx(os.path.join(mnist_idx_dir, images))
+        arrays[f"x_{split}_NxD"] = images_NxHxW.reshape(len(images_NxHxW), -1).astype(np.float32) / np.float32(255)
+        arrays[f"labels_{split}_N"] = read_idx(os.path.join(mnist_idx_dir, labels)).astype(np.int32)
+    return Mnist(**arrays, source=f"idx:{mnist_idx_dir}")
+
+
+def write_idx_gz(path, array_u8: np.ndarray) -> None:
+    """A uint8 array as a gzipped IDX file: magic 0x0000 08 ndim, big-endian uint32 dims, the bytes."""
+    header = bytes([0, 0, 0x08, array_u8.ndim]) + np.array(array_u8.shape, ">u4").tobytes()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(header + np.ascontiguousarray(array_u8).tobytes(), compresslevel=1, mtime=0))
+
+
+@pytest.fixture(scope="session")
+def small_idx_dir(mnist_idx_dir, tmp_path_factory) -> str:
+    """The first SMALL_TRAIN training and SMALL_TEST test examples of the real MNIST, as four IDX .gz files."""
+    from mlpjax.data import read_idx
+
+    out = tmp_path_factory.mktemp("small_mnist")
+    for split, n in (("train", SMALL_TRAIN), ("test", SMALL_TEST)):
+        for name in IDX_NAMES[split]:
+            write_idx_gz(out / name, read_idx(os.path.join(mnist_idx_dir, name))[:n])
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def small_mnist(small_idx_dir, tfds_dir):
+    """`small_idx_dir` as a `mlpjax.data.Mnist`; prepared here once, so runs in subprocesses find it ready."""
+    from mlpjax.data import load_mnist
+
+    return load_mnist(small_idx_dir, tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def train_env(small_idx_dir, tfds_dir, small_mnist, compilation_cache) -> dict:
+    """The environment of a `python -m mlpjax.train` run on the small MNIST."""
+    return {"MNIST_IDX_DIR": small_idx_dir, "TFDS_DATA_DIR": tfds_dir} | compilation_cache
+
+
+@pytest.fixture(scope="session")
+def run_train(train_env):
+    """`run_train(*overrides, env_extra=None)`: `python -m mlpjax.train OVERRIDES…` on the small MNIST."""
+
+    def run(*overrides, env_extra=None):
+        env = dict(os.environ) | train_env | (env_extra or {})
+        return subprocess.run(
+            [sys.executable, "-m", "mlpjax.train", *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def train_here(small_idx_dir, tfds_dir, small_mnist):
+    """`train_here(out_dir, *overrides) -> summary`: `mlpjax.train.train` in this process on the small MNIST.
+
+    The config is the command line's (same overrides, same resolved values), so a run here and
+    one through `run_train` into the same folder are the same run.
+    """
+    from mlpjax import config, train
+
+    def run(out_dir, *overrides):
+        os.makedirs(out_dir, exist_ok=True)
+        cfg = config.compose([f"data.idx_dir={small_idx_dir}", f"data.data_dir={tfds_dir}", *overrides])
+        return train.train(cfg, str(out_dir))
+
+    return run

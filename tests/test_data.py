@@ -86,17 +86,20 @@ def _bad_magic(path):
     path.write_bytes(gzip.compress(bytes(raw)))
 
 
-@pytest.mark.parametrize("bad_file, damage, problem", [
-    ("train-labels-idx1-ubyte.gz", os.remove, "No such file"),
-    ("t10k-images-idx3-ubyte.gz", _truncate, "truncated gzip"),
-    ("train-images-idx3-ubyte.gz", _flip_middle_byte, "corrupted"),
-    ("t10k-labels-idx1-ubyte.gz", _bad_magic, "magic number 0x12340801"),
-    # Plain (not gzipped) content under the .gz name is read too, so this hits the size check.
-    ("t10k-images-idx3-ubyte.gz", lambda p: p.write_bytes(gzip.decompress(p.read_bytes())[:-1]), "needs 7856"),
-    ("train-images-idx3-ubyte.gz", lambda p: write_idx(p, np.zeros((20, 28, 27), np.uint8)), "28x28"),
-    ("t10k-labels-idx1-ubyte.gz", lambda p: write_idx(p, np.zeros(9, np.uint8)), "expected 10 uint8 labels"),
-    ("train-labels-idx1-ubyte.gz", lambda p: write_idx(p, np.full(20, 10, np.uint8)), "label 10"),
-])
+@pytest.mark.parametrize(
+    "bad_file, damage, problem",
+    [
+        ("train-labels-idx1-ubyte.gz", os.remove, "No such file"),
+        ("t10k-images-idx3-ubyte.gz", _truncate, "truncated gzip"),
+        ("train-images-idx3-ubyte.gz", _flip_middle_byte, "corrupted"),
+        ("t10k-labels-idx1-ubyte.gz", _bad_magic, "magic number 0x12340801"),
+        # Plain (not gzipped) content under the .gz name is read too, so this hits the size check.
+        ("t10k-images-idx3-ubyte.gz", lambda p: p.write_bytes(gzip.decompress(p.read_bytes())[:-1]), "needs 7856"),
+        ("train-images-idx3-ubyte.gz", lambda p: write_idx(p, np.zeros((20, 28, 27), np.uint8)), "28x28"),
+        ("t10k-labels-idx1-ubyte.gz", lambda p: write_idx(p, np.zeros(9, np.uint8)), "expected 10 uint8 labels"),
+        ("train-labels-idx1-ubyte.gz", lambda p: write_idx(p, np.full(20, 10, np.uint8)), "label 10"),
+    ],
+)
 def test_bad_file_raises_one_line_naming_it_before_any_tfds_work(tmp_path, bad_file, damage, problem):
     write_tiny_mnist(tmp_path / "idx", seed=0)
     damage(tmp_path / "idx" / bad_file)
@@ -116,8 +119,7 @@ def test_missing_folder_names_the_config_key(tmp_path):
 
 
 def test_prepared_dataset_is_the_idx_files_exactly(mnist, mnist_idx_dir):
-    arrays = {split: tuple(read_idx(os.path.join(mnist_idx_dir, name)) for name in names)
-              for split, names in IDX_FILES.items()}
+    arrays = {split: tuple(read_idx(os.path.join(mnist_idx_dir, name)) for name in names) for split, names in IDX_FILES.items()}
     assert mnist.x_train_NxD.shape == (60000, 784) and mnist.x_test_NxD.shape == (10000, 784)
     assert_matches(mnist, arrays)
     assert mnist.source.startswith(f"idx:{os.path.abspath(mnist_idx_dir)} (sha256 ")
@@ -178,6 +180,7 @@ def test_download_path_enforces_tfds_mnist_checksums(tmp_path, monkeypatch, caps
         return downloader.DownloadResult(path=path, url_info=checksums.compute_url_info(path))
 
     monkeypatch.setattr(downloader._Downloader, "_sync_download", serve)
+    monkeypatch.setattr(data, "_check_reachable", lambda url, timeout=10.0: None)  # the fake transport is the network
     stock_urls = sorted(data.MlpjaxMnist.url_infos)
     assert stock_urls == sorted(data.MlpjaxMnist.URL + name for names in IDX_FILES.values() for name in names)
 
@@ -186,8 +189,9 @@ def test_download_path_enforces_tfds_mnist_checksums(tmp_path, monkeypatch, caps
     assert prepared_configs(str(tmp_path / "tfds")) == []
 
     # Pretend the stock checksums were those of the tiny files: downloaded .gz read fine.
-    monkeypatch.setattr(data.MlpjaxMnist, "url_infos", {
-        url: checksums.compute_url_info(tmp_path / "served" / os.path.basename(url)) for url in stock_urls})
+    monkeypatch.setattr(
+        data.MlpjaxMnist, "url_infos", {url: checksums.compute_url_info(tmp_path / "served" / os.path.basename(url)) for url in stock_urls}
+    )
     mnist = load_mnist(None, str(tmp_path / "tfds"))
     assert_matches(mnist, arrays)
     assert mnist.source == "tfds download"

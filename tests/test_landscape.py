@@ -27,22 +27,28 @@ def test_interpolation_endpoints_are_the_two_costs(activation, cost_name):
     assert costs.shape == (3,)
     c_a = cost.network_cost(params_a, x, y, activation, cost_name)
     c_b = cost.network_cost(params_b, x, y, activation, cost_name)
-    # The endpoints are the same parameters; only the batching of the matmul may round differently.
-    np.testing.assert_allclose(costs[0], c_a, rtol=1e-6)
-    np.testing.assert_allclose(costs[-1], c_b, rtol=1e-6)
+    # The endpoints are the same parameters bit for bit; the vmapped and the eager cost round
+    # differently: the mean of 32×3 terms ≥ 0 to ≲ 35·eps ≈ 4e-6 relative (eps = 1.2e-7), the two
+    # layers before it to a few eps each. rtol 1e-5; the two networks differ by > 1e-3.
+    np.testing.assert_allclose(costs[0], c_a, rtol=1e-5)
+    np.testing.assert_allclose(costs[-1], c_b, rtol=1e-5)
     assert not math.isclose(float(c_a), float(c_b), rel_tol=1e-3)  # the two nets really differ
-    # The midpoint is the cost of the averaged parameters.
+    # The point at α = 0.3 is the cost of the averaged parameters (those round to within an ulp
+    # or two of each other, which moves the cost by a few eps more: the same rtol holds).
     mid = jax.tree.map(lambda a, b: 0.7 * a + 0.3 * b, params_a, params_b)
     np.testing.assert_allclose(costs[1], cost.network_cost(mid, x, y, activation, cost_name), rtol=1e-5)
+    assert not math.isclose(float(costs[1]), float(c_a), rel_tol=1e-3) and not math.isclose(float(costs[1]), float(c_b), rel_tol=1e-3)
 
 
 def test_straight_line_between_identical_params_is_flat_and_has_no_barrier():
     params, x, y = tiny_problem()
-    costs = landscape.interpolate(params, params, x, y)
+    costs = np.asarray(landscape.interpolate(params, params, x, y), np.float64)
     assert costs.shape == (21,)
-    np.testing.assert_allclose(costs, costs[0], rtol=1e-6)
-    assert landscape.barrier(costs) == pytest.approx(0.0, abs=1e-6)
-    assert landscape.barrier(costs, np.linspace(0, 1, 21)) == pytest.approx(0.0, abs=1e-6)
+    # (1−α)·p + α·p is p to within ~2 ulp, and every α runs the same program: the costs agree to
+    # a few eps (1.2e-7) times the cost's sensitivity to its parameters. rtol 1e-5.
+    np.testing.assert_allclose(costs, costs[0], rtol=1e-5)
+    assert landscape.barrier(costs) == pytest.approx(0.0, abs=1e-5 * costs[0])
+    assert landscape.barrier(costs, np.linspace(0, 1, 21)) == pytest.approx(0.0, abs=1e-5 * costs[0])
 
 
 def test_barrier_definitions():
@@ -59,20 +65,33 @@ def test_barrier_definitions():
         landscape.barrier(np.array([1.0]))
 
 
+def hessian64(params, x, y, activation="sigmoid", cost_name="quadratic"):
+    """The dense Hessian computed in float64 (parameters and data cast): the reference spectrum."""
+    with jax.enable_x64(True):
+        as64 = lambda a: jnp.asarray(a, jnp.float64)
+        H = landscape.hessian(jax.tree.map(as64, params), as64(x), as64(y), activation, cost_name)
+    assert H.dtype == np.float64
+    return H
+
+
 def test_power_iteration_matches_the_dense_hessian():
     params, x, y = tiny_problem(sizes=(6, 4, 3))
     assert model.param_count(params) == 43
-    H = landscape.hessian(params, x, y)
+    H = hessian64(params, x, y)
     assert H.shape == (43, 43)
-    np.testing.assert_allclose(H, H.T, atol=1e-5 * np.abs(H).max())
-    eig = np.linalg.eigh(H.astype(np.float64))[0]
+    np.testing.assert_allclose(H, H.T, atol=1e-12 * np.abs(H).max())  # float64: ~100·eps64 of the largest entry
+    eig = np.linalg.eigvalsh(H)
     dominant = eig[np.argmax(np.abs(eig))]
 
-    s = landscape.sharpness(params, x, y, key=jax.random.key(3), iters=2000, tol=1e-7)
+    # In float32 the Rayleigh quotient v·Hv (43 terms, each Hv entry a sum over 32 examples)
+    # jitters by up to ~(43+32)·eps ≈ 1e-5 relative from step to step (eps = 1.2e-7), so a stop
+    # criterion tighter than that may never be met: tol 1e-4.
+    s = landscape.sharpness(params, x, y, key=jax.random.key(3), iters=2000, tol=1e-4)
     assert s.converged and 0 < s.iterations < 2000
     assert s.eigenvalue == pytest.approx(dominant, rel=1e-3)
     assert s.residual < 0.05
-    # The returned vector is an eigenvector of the dense Hessian, of norm one.
+    # The returned vector is an eigenvector of the dense Hessian, of norm one (float32
+    # normalization: ≲ 43·eps ≈ 5e-6 relative).
     v = s.vector_P.astype(np.float64)
     assert np.linalg.norm(v) == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(H @ v, s.eigenvalue * v, atol=0.05 * abs(dominant))
@@ -86,11 +105,15 @@ def test_power_iteration_stops_at_iters_when_not_converged():
 
 def test_lanczos_finds_both_ends_of_the_spectrum():
     params, x, y = tiny_problem(activation="relu", cost_name="cross_entropy", seed=2)
-    eig = np.linalg.eigvalsh(landscape.hessian(params, x, y, "relu", "cross_entropy").astype(np.float64))
+    eig = np.linalg.eigvalsh(hessian64(params, x, y, "relu", "cross_entropy"))
     scale = np.abs(eig).max()
+    # The Hessian-vector products are float32: each carries an error of ≲ (43+32)·eps·scale
+    # ≈ 1e-5·scale (eps = 1.2e-7), and Ritz values move by at most that much. 1e-4·scale for the
+    # bounds; 1e-3·scale for the values at P steps.
     ritz = landscape.lanczos(params, x, y, "relu", "cross_entropy", steps=43)
     np.testing.assert_allclose(ritz[-1], eig[-1], atol=1e-3 * scale)
     np.testing.assert_allclose(ritz[0], eig[0], atol=1e-3 * scale)
+    assert eig[0] < -1e-2 * scale  # not a minimum: both ends are tested, not one twice
     # With fewer steps the extreme Ritz values are already close, and inside the spectrum.
     ritz = landscape.lanczos(params, x, y, "relu", "cross_entropy", steps=20)
     assert len(ritz) == 20
@@ -108,8 +131,9 @@ def hand_built_net():
     b1 = jnp.array([20.0, -20.0, 0.0, -20.0])
     W2 = jnp.ones((1, 4))
     b2 = jnp.zeros(1)
-    t = jnp.linspace(0, 1, 101)
-    return [(W1, b1), (W2, b2)], jnp.stack([t, 1 - t], axis=1)
+    # t = k/100 rounded once to float32: t = 1/2 is exact, so unit 3's 40·t − 20 is exactly 0 there.
+    t = np.arange(101) / 100
+    return [(W1, b1), (W2, b2)], jnp.asarray(np.stack([t, 1 - t], axis=1), jnp.float32)
 
 
 def test_sigmoid_saturation_on_hand_built_units():

@@ -154,16 +154,16 @@ class Progress:
         self.units = [_work_units(pending(s)) for s in sets]
         self.first, self.total = first, total or len(sets)
         self.n_jobs = sum(len(s) for s in sets)
-        self.jobs_done, self.units_done, self.t0 = 0, 0.0, time.perf_counter()
+        self.jobs_done, self.units_trained, self.seconds_trained = 0, 0.0, 0.0
 
     def _sweep(self, k: int) -> str:
-        elapsed, left = time.perf_counter() - self.t0, sum(self.units[k:])
+        left = sum(self.units[k:])
         if not left:
             estimate = "nothing left"
-        elif not self.units_done:
+        elif not self.units_trained:
             estimate = "time left unknown yet"
-        else:
-            estimate = f"about {_duration(elapsed / self.units_done * left)} left"
+        else:  # at the pace of the sets trained so far
+            estimate = f"about {_duration(self.seconds_trained / self.units_trained * left)} left"
         return f"sweep: {self.jobs_done}/{self.n_jobs} jobs done, {estimate}"
 
     def _set(self, k: int, run: SetRun) -> str:
@@ -174,9 +174,11 @@ class Progress:
         return f"{self._set(k, run)}; {self._sweep(k)}"
 
     def end(self, k: int, run: SetRun) -> str:
-        self.jobs_done += len(run.jobs)
-        self.units_done += self.units[k]
         seconds = time.perf_counter() - run.t_start
+        self.jobs_done += len(run.jobs)
+        if run.result is not None:
+            self.units_trained += self.units[k]
+            self.seconds_trained += seconds
         return f"{self._set(k, run)} done: {run.epochs_done()} in {_duration(seconds)}; {self._sweep(k + 1)}"
 
 

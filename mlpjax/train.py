@@ -11,6 +11,8 @@ It writes into Hydra's output dir:
 
 Re-running the same command into the same output dir resumes from the last checkpoint,
 or does nothing if the run is complete. A run stops early once every network has diverged.
+In a sweep under the grouped launcher (mlpjax/sweep.py) the jobs of one program train together
+(`train_jobs`), each writing the files above but `checkpoint/`, which is the set's.
 The defaults are in conf/; what they reach, and how fast, is measured in the README.
 """
 

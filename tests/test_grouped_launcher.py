@@ -18,17 +18,17 @@ from mlpjax import config, data, fit, report, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TRAIN, N_TEST = 10_000, 2_000
-# A user's sweep config whose learning rates include one no job may have (hydra.sweeper.params is
-# not checked before Hydra starts, as the command line is): those jobs fail alone.
+# A user's sweep config whose learning rates include one that diverges and one no job may have
+# (hydra.sweeper.params is not checked before Hydra starts, as the command line is): those jobs fail alone.
 BAD_LR_SWEEP = """defaults:
   - config
   - _self_
 hydra:
   sweeper:
     params:
-      optim.lr: 0.5,[1.0,2.0],-1
+      optim.lr: 0.5,[1.0,2.0],1e6,-1
 """
-# 12 jobs: 3 learning rates (one a group of two, one invalid) x 2 seeds x 2 batch sizes (20000 > N_TRAIN: a set that fails).
+# 16 jobs: 4 learning rates (a group of two, one that diverges, one invalid) x 2 seeds x 2 batch sizes (20000 > N_TRAIN: a set that fails).
 SWEEP = ["-cn", "bad_lr_sweep", "seed=0,1", "data.batch_size=20000,100", "train.epochs=2"]
 # 4 jobs, one set of 2 orders x 2 learning rates, 1,000 steps an epoch: long enough to be killed in the middle.
 LONG = ["seed=0,1", "optim.lr=0.3,1", "data.batch_size=10", "train.epochs=6", "train.checkpoint_every=1"]
@@ -112,7 +112,7 @@ def test_order_layout_equals_one_order_per_network(small_env):
 def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
     (g_dir, g), (b_dir, b) = grouped_and_basic["grouped"], grouped_and_basic["basic"]
     assert g.returncode == 0 and b.returncode == 0, g.stderr + b.stderr
-    assert [p.name for p in _jobs(g_dir)] == [p.name for p in _jobs(b_dir)] == [str(n) for n in range(12)]
+    assert [p.name for p in _jobs(g_dir)] == [p.name for p in _jobs(b_dir)] == [str(n) for n in range(16)]
     trained = 0
     for gj, bj in zip(_jobs(g_dir), _jobs(b_dir)):
         for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"):
@@ -127,29 +127,34 @@ def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
         trained += 1
         assert gs.keys() == bs.keys() and gs["identity"] == bs["identity"]
         assert (gj / "params").is_dir() and not (gj / "checkpoint").exists()
-        assert [(m["seed"], m["learning_rate"]) for m in gs["models"]] == [(m["seed"], m["learning_rate"]) for m in bs["models"]]
+        assert [(m["seed"], m["learning_rate"], m["diverged"]) for m in gs["models"]] == [(m["seed"], m["learning_rate"], m["diverged"]) for m in bs["models"]]
+        if all(m["diverged"] for m in gs["models"]):  # alone it stopped after epoch 1; in its set only the set's end stops it
+            assert [m["diverged_epoch"] for m in gs["models"]] == [m["diverged_epoch"] for m in bs["models"]] == [1]
+            continue
         for gm, bm in zip(gs["models"], bs["models"]):  # 200 steps: float32 rounding of batched matmuls, no more
             assert gm["train_cost"] == pytest.approx(bm["train_cost"], rel=1e-4)
             assert gm["test_accuracy"] == pytest.approx(bm["test_accuracy"], abs=1e-3)  # 2 of 2,000 digits
         g_lines, b_lines = ((j / "metrics.jsonl").read_text().splitlines() for j in (gj, bj))
         assert len(g_lines) == len(b_lines) == 2
         assert json.loads(g_lines[-1]).keys() == json.loads(b_lines[-1]).keys()
-    assert trained == 4
+    assert trained == 6
     # The set lines: the failed set first, then the next one, in the same process.
     starts = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" not in l]
     ends = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" in l]
     assert [l.split(":")[0] for l in starts] == ["set 1/2", "set 2/2"]
-    assert "6 networks of 4 jobs (#0,2,4,6, 4 to train) done: failed" in ends[0]
-    assert "6 networks of 4 jobs (#1,3,5,7, 4 to train) done: 2/2 epochs" in ends[1] and "sweep: 8/8 jobs done" in ends[1]
+    assert "8 networks of 6 jobs (#0,2,4,6,8,10, 6 to train) done: failed" in ends[0]
+    assert "8 networks of 6 jobs (#1,3,5,7,9,11, 6 to train) done: 2/2 epochs" in ends[1] and "sweep: 12/12 jobs done" in ends[1]
 
 
 def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped_and_basic):
     (g_dir, g), (_, b) = grouped_and_basic["grouped"], grouped_and_basic["basic"]
     errors = [l for l in g.stderr.splitlines() if l.startswith("error (job ")]
-    assert len(errors) == b.stderr.count("error (job ") == 8
+    assert len(errors) == b.stderr.count("error (job ") == 10
     invalid = [l for l in errors if "optim.lr=-1: must be a number > 0" in l]
     failed_set = [l for l in errors if "data.batch_size=20000: must be 'full' or an integer in 1..10000" in l]
-    assert len(invalid) == 4 and len(failed_set) == 4
+    assert len(invalid) == 4 and len(failed_set) == 6
+    # The two jobs at η = 1e6 diverged, as they do alone; the other networks of their set trained on.
+    assert g.stderr.count("error: every network diverged") == b.stderr.count("error: every network diverged") == 2
     for job in _jobs(g_dir):
         error = (job / "error.txt").read_text() if (job / "error.txt").exists() else ""
         assert (error != "") == (_summary(job) is None), job
@@ -159,7 +164,7 @@ def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
     rows = {}
     for launcher, (d, _) in grouped_and_basic.items():
         rows[launcher] = report.report(str(d), quiet=True)["rows"]
-    assert len(rows["grouped"]) == len(rows["basic"]) > 3  # 3 trained configurations, and the failed ones
+    assert len(rows["grouped"]) == len(rows["basic"]) > 4  # 4 trained configurations, and the failed ones
     for g, b in zip(rows["grouped"], rows["basic"]):
         assert g.keys() == b.keys()
         for k in g:

@@ -47,7 +47,7 @@ def table(args, jobs: int, runs: dict, load: tuple[float, float]) -> str:
     basic, grouped = runs["basic"], runs["grouped"]
     diff = max(abs(a - b) / abs(b) for n in basic["costs"] for a, b in zip(grouped["costs"][n], basic["costs"][n]))
     lines = [
-        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with `python benchmarks/grouped_sweep.py "
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with `python benchmarks/grouped_sweep.py "
         f"--seeds {args.seeds} --lrs {args.lrs} --epochs {args.epochs} --batch {args.batch}`, one run, on {platform.node()} "
         f"({os.cpu_count()} cores; load average {load[0]:.1f} before, {load[1]:.1f} after).",
         "",

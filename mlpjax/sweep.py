@@ -133,14 +133,19 @@ def _work_units(jobs: list[Job]) -> float:
 
 
 def _nums(jobs: list[Job]) -> str:
-    """Job numbers as ranges: #0-3,7."""
-    nums, parts = [j.num for j in jobs], []
+    """Job numbers, short: #0-3,7, or #0-33 step 3, or the first ones and how many."""
+    nums = [j.num for j in jobs]
+    steps = {b - a for a, b in zip(nums, nums[1:])}
+    if len(nums) > 2 and len(steps) == 1 and steps != {1}:
+        return f"#{nums[0]}-{nums[-1]} step {steps.pop()}"
+    parts: list[list[int]] = []
     for n in nums:
         if parts and parts[-1][1] == n - 1:
             parts[-1][1] = n
         else:
             parts.append([n, n])
-    return "#" + ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
+    shown = ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts[:6])
+    return "#" + shown + (f",… ({len(nums)} jobs)" if len(parts) > 6 else "")
 
 
 def _duration(seconds: float) -> str:

@@ -142,8 +142,8 @@ def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
     starts = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" not in l]
     ends = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" in l]
     assert [l.split(":")[0] for l in starts] == ["set 1/2", "set 2/2"]
-    assert "8 networks of 6 jobs (#0,2,4,6,8,10, 6 to train) done: failed" in ends[0]
-    assert "8 networks of 6 jobs (#1,3,5,7,9,11, 6 to train) done: 2/2 epochs" in ends[1] and "sweep: 12/12 jobs done" in ends[1]
+    assert "8 networks of 6 jobs (#0-10 step 2, 6 to train) done: failed" in ends[0]
+    assert "8 networks of 6 jobs (#1-11 step 2, 6 to train) done: 2/2 epochs" in ends[1] and "sweep: 12/12 jobs done" in ends[1]
 
 
 def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped_and_basic):

@@ -9,7 +9,6 @@ every plugin module at start-up, and mlpjax (JAX) loads only when a sweep is lau
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config import BACKENDS
 
@@ -80,11 +79,9 @@ class GroupedLauncher(Launcher):
         HydraConfig.instance().set_config(cfg)  # ${hydra:job.num} and the like resolve to this job's
         try:
             out_dir = os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)))
-            task = copy.deepcopy(cfg)
-            with read_write(task), open_dict(task):
-                del task["hydra"]
-            try:
-                task = OmegaConf.create(OmegaConf.to_container(task, resolve=True))
+            try:  # the job's own settings, resolved: all but the `hydra` node
+                task = OmegaConf.create({k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                                         for k, v in cfg.items() if k != "hydra"})
                 config.validate(task)
             except Exception:  # any failure to resolve or validate: the job's own run reports it
                 task = None

@@ -144,6 +144,10 @@ def gradient_magnitudes(
     from always-black pixels), so both together sum to 1;
     `median`, `max`, `norm` (L2), `ratio_max_to_median` (inf when the median is 0);
     `per_param`: `[{"param": "W1", "mean", "median", "max"}, …]` per weight matrix and bias vector;
+    `weights`, `biases`: `{"count", "mean", "median", "max", "zero"}` over all weight entries and all biases;
+    `zeros`: why components are exactly 0: `blank_pixel` (W1 entries from pixels that are 0 in every
+    example), `dead_unit` (parameters into or out of a hidden unit whose activation is 0 on every
+    example: ReLU units that never fire), `other`;
     `top`: the `top_k` largest as `{"param", "index", "abs_grad"}`;
     `first_layer_sum_D`: `Σ_h |∂C/∂W1[h, d]|` over the first layer's neurons, one per input pixel.
     """
@@ -181,9 +185,32 @@ def gradient_magnitudes(
             {"param": n, "mean": float(a.mean()), "median": float(np.median(a)), "max": float(a.max())}
             for n, a in zip(names, arrays)
         ],
+        "weights": _magnitudes(np.concatenate([a.ravel() for a in arrays[0::2]])),
+        "biases": _magnitudes(np.concatenate([a.ravel() for a in arrays[1::2]])),
+        "zeros": _zero_reasons(params, np.asarray(x_NxD), arrays, activation),
         "top": top,
         "first_layer_sum_D": arrays[0].sum(axis=0),
     }
+
+
+def _magnitudes(g: np.ndarray) -> dict:
+    return {"count": int(g.size), "mean": float(g.mean()), "median": float(np.median(g)), "max": float(g.max()), "zero": int((g == 0).sum())}
+
+
+def _zero_reasons(params: model.Params, x_NxD: np.ndarray, abs_grads: list[np.ndarray], activation: str) -> dict:
+    """How many gradient components are exactly 0, by cause; `abs_grads` = [|∂W1|, |∂b1|, |∂W2|, …]."""
+    explained = [np.zeros(a.shape, bool) for a in abs_grads]
+    explained[0] |= np.all(x_NxD == 0, axis=0)[None, :]  # W1[h, d] · x_d with x_d = 0 always
+    blank = int((explained[0] & (abs_grads[0] == 0)).sum())
+    hidden = jax.jit(model.hidden_activations, static_argnames="activation")(params, jnp.asarray(x_NxD), activation)
+    for layer, a_NxH in enumerate(hidden):
+        dead_H = np.asarray(jnp.all(a_NxH == 0, axis=0))
+        explained[2 * layer] |= dead_H[:, None]  # the weights into a dead unit
+        explained[2 * layer + 1] |= dead_H  # its bias
+        explained[2 * layer + 2] |= dead_H[None, :]  # the weights out of it
+    zero_explained = sum(int((e & (a == 0)).sum()) for e, a in zip(explained, abs_grads))
+    zero = sum(int((a == 0).sum()) for a in abs_grads)
+    return {"zero": zero, "blank_pixel": blank, "dead_unit": zero_explained - blank, "other": zero - zero_explained}
 
 
 # --------------------------------------------------------------------------- dream
@@ -313,8 +340,8 @@ class Run:
 
     def label(self) -> str:
         sizes = "-".join(map(str, self.summary["sizes"]))
-        acc = self.model_info.get("test_accuracy")
-        return f"{sizes} {self.activation}, network {self.network}" + (f", test {100 * acc:.2f}%" if acc is not None else "")
+        accs = [(k, self.model_info.get(f"{k}_accuracy")) for k in ("validation", "test")]
+        return f"{sizes} {self.activation}, network {self.network}" + "".join(f", {k} {100 * a:.2f}%" for k, a in accs if a is not None)
 
     def setting(self, key: str):
         """A value of the run's config, resolved now (e.g. `${oc.env:…}`); SeriesError if unavailable."""
@@ -330,7 +357,8 @@ class Run:
 
 
 def load_run(run_dir: str, network: int | None = None) -> Run:
-    """Network `network` (default: best test accuracy among the finite ones) of the run in `run_dir`."""
+    """Network `network` of the run in `run_dir`; by default the best by validation accuracy (by test
+    accuracy for a run without a validation split) among those that did not diverge."""
     from omegaconf import OmegaConf
 
     summary_path = os.path.join(run_dir, "summary.json")
@@ -351,10 +379,11 @@ def load_run(run_dir: str, network: int | None = None) -> Run:
     models = summary["models"]
     G = len(models)
     if network is None:
-        accs = [m.get("test_accuracy", math.nan) for m in models]
+        chosen_on = "validation_accuracy" if all("validation_accuracy" in m for m in models) else "test_accuracy"
+        accs = [m.get(chosen_on, math.nan) for m in models]
         ok = [g for g in range(G) if not models[g].get("diverged") and math.isfinite(accs[g])]
         if not ok:
-            raise SeriesError(f"{summary_path}: no network has a finite test accuracy (all diverged?)")
+            raise SeriesError(f"{summary_path}: no network has a finite {chosen_on.replace('_', ' ')} (all diverged?)")
         network = max(ok, key=lambda g: accs[g])
     elif not 0 <= network < G:
         raise SeriesError(f"--network {network}: the run has {G} network(s), 0..{G - 1}")
@@ -378,15 +407,18 @@ def load_run(run_dir: str, network: int | None = None) -> Run:
 
 
 def load_data(run: Run):
-    """MNIST for `run`: from $MNIST_IDX_DIR or the run's data.idx_dir, prepared under its data.data_dir."""
+    """MNIST for `run`: from $MNIST_IDX_DIR or the run's data.idx_dir, prepared under its data.data_dir;
+    the training split is the images the run trained on (its `validation` last ones held out)."""
     from mlpjax import data
 
     idx_dir = os.environ.get("MNIST_IDX_DIR") or run.setting("data.idx_dir")
     data_dir = os.path.expanduser(str(run.setting("data.data_dir")))
     try:
-        return data.load_mnist(idx_dir, data_dir)
+        mnist = data.load_mnist(idx_dir, data_dir)
     except data.DataError as e:
         raise SeriesError(str(e)) from None
+    n = mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
+    return dataclasses.replace(mnist, x_train_NxD=mnist.x_train_NxD[:n], labels_train_N=mnist.labels_train_N[:n])
 
 
 def init_params_of(run: Run) -> model.Params:
@@ -412,7 +444,7 @@ def _figure(width: float, height: float):
 
 def _write(out_dir: str, what: str, fig, numbers: dict) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(os.path.join(out_dir, f"{what}.png"), dpi=110)
+    fig.savefig(os.path.join(out_dir, f"{what}.png"), dpi=150)
     with open(os.path.join(out_dir, f"{what}.json"), "w") as f:
         json.dump(numbers, f, indent=1, allow_nan=True)
     print(f"wrote {os.path.join(out_dir, what)}.png and .json")
@@ -457,32 +489,32 @@ def _mode(fractions: list[float]) -> str:
 
 
 def run_weights(runs: list[Run], out_dir: str) -> dict:
+    """What training wrote into each first-layer neuron: W1 − W1₀ as 28×28 images, every panel of
+    every run on one colour scale (the untouched initial noise, which dominates W1 at the border, cancels)."""
+    try:
+        images = [first_layer_images(run.params) for run in runs]
+        changes = [w - first_layer_images(init_params_of(run)) for run, w in zip(runs, images)]
+    except ValueError as e:
+        raise SeriesError(str(e)) from None
+    vmax = max(float(np.abs(c).max()) for c in changes)  # blue negative, red positive, as in the video
     fig = _figure(5.5 * len(runs), 6)
-    subfigs = np.atleast_1d(fig.subfigures(1, len(runs)))
-    numbers = {"runs": []}
-    rows = []
-    for run, sub in zip(runs, subfigs):
-        try:
-            images = first_layer_images(run.params)
-        except ValueError as e:
-            raise SeriesError(f"{run.dir}: {e}") from None
-        H = images.shape[0]
+    numbers, rows = {"runs": [], "colour_scale": [-vmax, vmax]}, []
+    for run, w, change, sub in zip(runs, images, changes, np.atleast_1d(fig.subfigures(1, len(runs)))):
+        H = change.shape[0]
         ncols = math.ceil(math.sqrt(H))
-        nrows = math.ceil(H / ncols)
-        vmax = float(np.abs(images).max())
-        axes = np.atleast_1d(sub.subplots(nrows, ncols)).ravel()
+        axes = np.atleast_1d(sub.subplots(math.ceil(H / ncols), ncols)).ravel()
         for h, ax in enumerate(axes):
             ax.set_axis_off()
             if h < H:
-                # One symmetric scale per network: blue negative, red positive, as in the video.
-                im = ax.imshow(images[h], cmap="bwr", vmin=-vmax, vmax=vmax)
+                im = ax.imshow(change[h], cmap="bwr", vmin=-vmax, vmax=vmax)
         sub.colorbar(im, ax=list(axes), shrink=0.6)
-        sub.suptitle(run.label())
-        stats = weight_stats(images)
-        numbers["runs"].append({"run": run.dir, "network": run.network, "activation": run.activation} | stats)
-        rows.append([run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], stats["max_abs"]])
+        sub.suptitle(f"{run.label()}\nW1 − W1 at initialization")
+        stats, moved = weight_stats(w), weight_stats(change)
+        numbers["runs"].append({"run": run.dir, "network": run.network, "activation": run.activation} | stats
+                               | {f"change_{k}": v for k, v in moved.items() if k != "hidden"})
+        rows.append([run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], moved["center_mean_abs"], moved["border_mean_abs"]])
     _write(out_dir, "weights", fig, numbers)
-    print(_table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "mean |w| border", "max |w|"]))
+    print(_table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "border", "mean |w − w0| centre", "border"]))
     return numbers
 
 
@@ -506,13 +538,17 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
         ax.set_axis_off()
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(run.label())
-    numbers = {"run": run.dir, "network": run.network, "examples": int(x_NxD.shape[0]), "init": str(run.setting("model.init"))}
+    numbers = {"run": run.dir, "network": run.network, "examples": int(x_NxD.shape[0]), "init_scheme": str(run.setting("model.init"))}
     for stage, r in results.items():
         numbers[stage] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items() if k != "abs_grads_P"}
         numbers[stage]["first_layer_sum_28x28"] = np.asarray(numbers[stage].pop("first_layer_sum_D")).reshape(28, 28).tolist()
     _write(out_dir, "gradients", fig, numbers)
     keys = [("median", "median |∂C/∂w|"), ("max", "max |∂C/∂w|"), ("ratio_max_to_median", "max / median"), ("norm", "‖∇C‖"), ("zero_fraction", "fraction exactly 0")]
-    print(_table([[label, results["init"][k], results["final"][k]] for k, label in keys], ["", "init", "final"]))
+    rows = [[label, results["init"][k], results["final"][k]] for k, label in keys]
+    for part in ("weights", "biases"):
+        rows += [[f"{part}: {k} |∂C/∂·|", results["init"][part][k], results["final"][part][k]] for k in ("median", "max")]
+    rows += [[f"zeros: {k}", results["init"]["zeros"][k], results["final"]["zeros"][k]] for k in ("blank_pixel", "dead_unit", "other")]
+    print(_table(rows, ["", "init", "final"]))
     for stage, r in results.items():
         print(f"largest at {stage}: " + ", ".join(f"{t['param']}{t['index']} {t['abs_grad']:.3g}" for t in r["top"][:5]))
     return numbers

@@ -166,7 +166,7 @@ def run_project(K, batch, data, args, shared=True) -> dict:
     x_dev, y_dev = jnp.asarray(data["x"]), jnp.asarray(data["y"])
 
     def train_epoch(order_dev):
-        state["group"], metrics = fit.train_epoch(state["group"], x_dev, y_dev, order_dev, spec, shared)
+        state["group"], metrics = fit.train_epoch(state["group"], x_dev, y_dev, order_dev, spec)  # perm_N: shared; perm_KxN: one each
         jax.block_until_ready((state["group"], metrics))
 
     if shared:

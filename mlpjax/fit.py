@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -57,10 +58,20 @@ def optimizer(momentum: float) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=momentum or None)
 
 
-def init_group(spec: Spec, init: str, seeds_G: np.ndarray, lrs_G: np.ndarray) -> Group:
-    """G fresh networks: network g starts from `init_params(key(seeds_G[g]))` with learning rate `lrs_G[g]`."""
+def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G: np.ndarray) -> Group:
+    """G fresh networks: network g starts from `init_params(key(seeds_G[g]), sizes, init)` (or `init[g]`,
+    one scheme per network) with learning rate `lrs_G[g]`."""
     keys_G = jax.vmap(jax.random.key)(jnp.asarray(seeds_G, jnp.uint32))
-    params = jax.vmap(lambda k: model.init_params(k, list(spec.sizes), init))(keys_G)
+    inits_G = np.array([init] * len(seeds_G) if isinstance(init, str) else list(init))
+    init_some = lambda name, keys: jax.vmap(lambda k: model.init_params(k, list(spec.sizes), name))(keys)
+    schemes = [str(name) for name in dict.fromkeys(inits_G)]
+    if len(schemes) == 1:
+        params = init_some(schemes[0], keys_G)
+    else:  # each scheme for its networks, then back in the networks' order
+        idx = [np.flatnonzero(inits_G == name) for name in schemes]
+        parts = [init_some(name, keys_G[i]) for name, i in zip(schemes, idx)]
+        back_G = np.argsort(np.concatenate(idx))
+        params = jax.tree.map(lambda *xs: jnp.concatenate(xs)[back_G], *parts)
     opt_state = jax.vmap(optimizer(spec.momentum).init)(params)
     return set_learning_rates(Group(params, opt_state, jnp.ones(len(seeds_G), bool)), lrs_G)
 
@@ -86,25 +97,36 @@ def _train_epoch_one(params, opt_state, x_NxD, y_NxK, perm_N, spec: Spec):
     return params, opt_state, jnp.mean(c_S), jnp.mean(gnorm_S)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "shared_order"), donate_argnums=(0,))
-def train_epoch(group: Group, x_NxD, y_NxK, perm, spec: Spec, shared_order: bool):
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnums=(0,))
+def train_epoch(group: Group, x_NxD, y_NxK, perm, spec: Spec):
     """One epoch of every network in the group, as one compiled program.
 
-    `perm` is the data order: `perm_N` shared by all networks (`shared_order`), or
-    `perm_GxN`, one per network. A network whose epoch ends with a non-finite cost, or
+    `perm` is the data order: `perm_N` for all networks, or `perm_OxN`, O orders for networks laid
+    out order-major (the first G/O networks see order 0, the next G/O order 1, …; O = 1: one shared
+    order, O = G: one per network). A network whose epoch ends with a non-finite cost, or
     with a parameter norm that is not finite or above `spec.diverge_norm`, is marked
     diverged and keeps the parameters it had before that epoch.
     Returns the new group and per-network `walk_cost_G` (mean mini-batch cost over the
     epoch), `grad_norm_G` (mean |∇C| per step) and `param_norm_G`.
     """
-    if group.alive_G.shape[0] == 1:
+    G = group.alive_G.shape[0]
+    perm_OxN = perm.reshape(-1, perm.shape[-1])
+    O = perm_OxN.shape[0]
+    if G == 1:
         # One network: run it unbatched, since a batch axis of size 1 slows the CPU's matmuls.
         squeeze = lambda t: jax.tree.map(lambda a: a[0], t)
-        out = _train_epoch_one(squeeze(group.params), squeeze(group.opt_state), x_NxD, y_NxK, perm.reshape(-1), spec)
+        out = _train_epoch_one(squeeze(group.params), squeeze(group.opt_state), x_NxD, y_NxK, perm_OxN[0], spec)
         params, opt_state, walk_G, gnorm_G = jax.tree.map(lambda a: a[None], out)
+    elif O == 1 or O == G:
+        epoch = jax.vmap(_train_epoch_one, in_axes=(0, 0, None, None, None if O == 1 else 0, None))
+        params, opt_state, walk_G, gnorm_G = epoch(group.params, group.opt_state, x_NxD, y_NxK, perm_OxN[0] if O == 1 else perm_OxN, spec)
     else:
-        epoch = jax.vmap(_train_epoch_one, in_axes=(0, 0, None, None, None if shared_order else 0, None))
-        params, opt_state, walk_G, gnorm_G = epoch(group.params, group.opt_state, x_NxD, y_NxK, perm, spec)
+        # O orders x M networks: each order's mini-batch is gathered once and shared by its M networks.
+        nest = lambda t: jax.tree.map(lambda a: a.reshape(O, G // O, *a.shape[1:]), t)
+        per_order = jax.vmap(_train_epoch_one, in_axes=(0, 0, None, None, None, None))
+        epoch = jax.vmap(per_order, in_axes=(0, 0, None, None, 0, None))
+        out = epoch(nest(group.params), nest(group.opt_state), x_NxD, y_NxK, perm_OxN, spec)
+        params, opt_state, walk_G, gnorm_G = jax.tree.map(lambda a: a.reshape(G, *a.shape[2:]), out)
     # The quadratic cost of sigmoid outputs is bounded (<= 10), so a blow-up shows in the norm.
     norm_G = _norms(params)
     alive_G = group.alive_G & jnp.isfinite(walk_G) & (norm_G <= spec.diverge_norm)

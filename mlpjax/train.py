@@ -11,6 +11,8 @@ It writes into Hydra's output dir:
 
 Re-running the same command into the same output dir resumes from the last checkpoint,
 or does nothing if the run is complete. A run stops early once every network has diverged.
+In a sweep under the grouped launcher (mlpjax/sweep.py) the jobs of one program train together
+(`train_jobs`), each writing the files above but `checkpoint/`, which is the set's.
 The defaults are in conf/; what they reach, and how fast, is measured in the README.
 """
 
@@ -21,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import hydra
@@ -32,7 +35,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mlpjax import checkpoint, cli, config, data, fit, landscape, minima, model, provenance, rundir
-from mlpjax.plan import Network, Plan, chunks, make_plan
+from mlpjax.plan import Network, Plan, Program, chunks, make_plan, merge, positions
 
 config.register()
 
@@ -46,53 +49,77 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
     done = completed_summary(out_dir, cfg)
     if done is not None:
         return done
-
-    # --- data and plan: the config is resolved once; from here on only the plan is read.
     mnist = data.load_mnist(cfg.data.idx_dir, os.path.expanduser(cfg.data.data_dir))
     plan = make_plan(cfg, n_inputs=mnist.x_train_NxD.shape[1], n_images=mnist.x_train_NxD.shape[0])
+    trained = train_jobs([plan], [out_dir], mnist, plan.identity, os.path.join(out_dir, "checkpoint"))
+    return finish_job(trained, 0, out_dir, t_start)
+
+
+class Trained(NamedTuple):
+    """What SGD left of the jobs trained together: the networks of every job, in the jobs' order."""
+
+    plans: list[Plan]  # each job's own plan
+    params: model.Params  # every job's networks, stacked on a leading axis
+    histories: list[list[dict]]  # each job's metrics lines, epoch 1 to the last run
+    start_epoch: int  # the epoch the training resumed from (0: from scratch)
+    arrays: DeviceData
+
+
+def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identity: dict, ckpt_dir: str) -> Trained:
+    """Train the networks of `plans` (one program's: see `plan.merge`) together, each job's metrics
+    into its own `out_dirs[j]/metrics.jsonl`, the whole state into `ckpt_dir` under `identity`."""
+    # --- data and plan: the config is resolved once; from here on only the plan is read.
+    plan = merge(plans, identity)
     arrays = DeviceData.of(mnist, plan.validation)
     programs = chunks(plan, arrays.nbytes)
     print(header(plan, programs))
     print(f"data: {mnist.source}" + (f"; the last {plan.validation:,} training images held out for validation" if plan.validation else ""))
 
     # --- state: fresh networks, or the last checkpoint of this same run.
-    ckpt_dir = os.path.join(out_dir, "checkpoint")
     groups, start_epoch = init_or_resume(plan, programs, ckpt_dir)
-    metrics_path = os.path.join(out_dir, "metrics.jsonl")
-    history = metrics_up_to(metrics_path, start_epoch)
+    for d in out_dirs:
+        os.makedirs(d, exist_ok=True)  # a set's later jobs get their dir from Hydra only when they finish
+    metrics_paths = [os.path.join(d, "metrics.jsonl") for d in out_dirs]
+    histories = [metrics_up_to(path, start_epoch) for path in metrics_paths]
+    first = np.cumsum([0] + [len(p.networks) for p in plans])  # job j's networks: first[j] .. first[j+1]-1
 
     # --- the epochs
-    with open(metrics_path, "a") as metrics_file:
-        for epoch in range(start_epoch + 1, plan.epochs + 1):
-            t0 = time.perf_counter()
-            groups, step_metrics = train_epoch(plan, programs, groups, arrays, epoch)
-            seconds = time.perf_counter() - t0
-            ev = epoch_metrics(plan, groups, step_metrics, arrays)
-            # The first epoch of a process includes compilation; epoch_seconds leaves it out.
-            record = {"epoch": epoch, "epoch_seconds": round(seconds, 4), "compiled": epoch == start_epoch + 1}
-            record |= {k: v.tolist() for k, v in ev.items()}
-            append_line(metrics_file, record)  # on disk before the checkpoint that vouches for it
-            history.append(record)
-            print(progress_line(epoch, plan.epochs, ev, seconds), flush=True)
-            stop = bool(ev["diverged"].all())
-            if epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop:
-                checkpoint.save_state(ckpt_dir, epoch, groups, plan.identity)
-            if stop:
-                print(f"every network has diverged: stopping after epoch {epoch} of {plan.epochs}", flush=True)
-                break
+    for epoch in range(start_epoch + 1, plan.epochs + 1):
+        t0 = time.perf_counter()
+        groups, step_metrics = train_epoch(plan, programs, groups, arrays, epoch)
+        seconds = time.perf_counter() - t0
+        ev = epoch_metrics(plan, programs, groups, step_metrics, arrays)
+        # The first epoch of a process includes compilation; epoch_seconds leaves it out.
+        record = {"epoch": epoch, "epoch_seconds": round(seconds, 4), "compiled": epoch == start_epoch + 1}
+        for j, (path, history) in enumerate(zip(metrics_paths, histories)):
+            history.append(record | {k: v[first[j] : first[j + 1]].tolist() for k, v in ev.items()})
+            append_line(path, history[-1])  # on disk before the checkpoint that vouches for it
+        print(progress_line(epoch, plan.epochs, ev, seconds), flush=True)
+        stop = bool(ev["diverged"].all())
+        if epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop:
+            checkpoint.save_state(ckpt_dir, epoch, groups, plan.identity)
+        if stop:
+            print(f"every network has diverged: stopping after epoch {epoch} of {plan.epochs}", flush=True)
+            break
+    return Trained(plans, stack_networks(plan, programs, [g.params for g in groups]), histories, start_epoch, arrays)
 
-    # --- results
-    params = stack_networks(plan, [g.params for g in groups])
+
+def finish_job(trained: Trained, j: int, out_dir: str, t_start: float) -> dict:
+    """Job `j`'s results into `out_dir`: its parameters, the post-processing of its own plan (polish,
+    analysis) on its own networks, and summary.json, written last. Returns the summary."""
+    plan = trained.plans[j]
+    first = sum(len(p.networks) for p in trained.plans[:j])
+    params = jax.tree.map(lambda a: a[first : first + len(plan.networks)], trained.params)
     checkpoint.save_params(os.path.join(out_dir, "params"), params)
-    summary = summarize(plan, history, start_epoch)
+    summary = summarize(plan, trained.histories[j], trained.start_epoch)
     if plan.polish:
         t_polish = time.perf_counter()
-        params = polish_and_check(plan, params, summary["models"], arrays)
+        params = polish_and_check(plan, params, summary["models"], trained.arrays)
         checkpoint.save_params(os.path.join(out_dir, "params_polished"), params)
         summary["polish_seconds"] = round(time.perf_counter() - t_polish, 3)
     if plan.analyze:
         t_analyze = time.perf_counter()
-        analyze_minima(plan, params, summary["models"], arrays)  # at the polished points, if polished
+        analyze_minima(plan, params, summary["models"], trained.arrays)  # at the polished points, if polished
         summary["analyze_seconds"] = round(time.perf_counter() - t_analyze, 3)
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)  # a summary on disk means a complete run
@@ -103,6 +130,14 @@ def train(cfg: DictConfig, out_dir: str) -> dict:
 
 
 def completed_summary(out_dir: str, cfg: DictConfig) -> dict | None:
+    """The summary of this same run if `out_dir` holds a complete one (and says so), else None."""
+    done = summary_if_complete(out_dir, cfg)
+    if done is not None:
+        print(f"complete already: {os.path.join(out_dir, 'summary.json')} (delete it to train again)")
+    return done
+
+
+def summary_if_complete(out_dir: str, cfg: DictConfig) -> dict | None:
     """The summary of this same run if `out_dir` holds a complete one, else None."""
     path = os.path.join(out_dir, "summary.json")
     if not os.path.exists(path):
@@ -114,7 +149,6 @@ def completed_summary(out_dir: str, cfg: DictConfig) -> dict | None:
         return None
     if done.get("post") != post:
         return None  # the checkpoint of the last epoch is there: only the post-processing runs again
-    print(f"complete already: {path} (delete it to train again)")
     return done
 
 
@@ -155,7 +189,7 @@ class DeviceData(NamedTuple):
         return {name: s for name, s in zip(self._fields, self) if s is not None}
 
 
-def header(plan: Plan, programs: list[list[Network]]) -> str:
+def header(plan: Plan, programs: list[Program]) -> str:
     """The first line a run prints: what it trains, and where."""
     spec, G = plan.spec, len(plan.networks)
     n_seeds, n_lrs = len({n.seed for n in plan.networks}), len({n.learning_rate for n in plan.networks})
@@ -164,20 +198,22 @@ def header(plan: Plan, programs: list[list[Network]]) -> str:
         f"mlpjax: {'-'.join(map(str, spec.sizes))} {spec.activation} network, {P:,} parameters, {spec.cost} cost, "
         f"{G} network(s) ({n_seeds} seed(s) x {n_lrs} learning rate(s)), "
         f"mini-batch {'full' if spec.full_batch else spec.batch_size}, {plan.epochs} epochs on {jax.devices()[0].platform}"
-        + (f", in {len(programs)} programs of {len(programs[0])} networks (memory)" if len(programs) > 1 else "")
+        + (f", in {len(programs)} programs of {len(programs[0].index)} networks (memory)" if len(programs) > 1 else "")
         + (f", spread over {jax.device_count()} devices" if jax.device_count() > 1 and G > 1 else "")
     )
 
 
-def init_groups(plan: Plan, programs: list[list[Network]]) -> list[fit.Group]:
+def init_groups(plan: Plan, programs: list[Program]) -> list[fit.Group]:
     """Fresh networks, one group per program, spread over the devices."""
-    return [
-        fit.shard(fit.init_group(plan.spec, plan.init, np.array([n.seed for n in ns]), np.array([n.learning_rate for n in ns])))
-        for ns in programs
-    ]
+    return [fit.shard(init_networks(plan.spec, [plan.networks[i] for i in p.index])) for p in programs]
 
 
-def init_or_resume(plan: Plan, programs: list[list[Network]], ckpt_dir: str) -> tuple[list[fit.Group], int]:
+def init_networks(spec: fit.Spec, networks: list[Network]) -> fit.Group:
+    """`networks` as they start, each with its own seed, scheme and learning rate."""
+    return fit.init_group(spec, [n.init for n in networks], np.array([n.seed for n in networks]), np.array([n.learning_rate for n in networks]))
+
+
+def init_or_resume(plan: Plan, programs: list[Program], ckpt_dir: str) -> tuple[list[fit.Group], int]:
     """`(groups, epochs done)`: from this run's last checkpoint if there is one, else fresh."""
     groups = init_groups(plan, programs)
     restored = checkpoint.restore_state(ckpt_dir, groups, plan.identity)
@@ -199,25 +235,25 @@ def metrics_up_to(path: str, epoch: int) -> list[dict]:
     return history
 
 
-def train_epoch(plan: Plan, programs: list[list[Network]], groups: list[fit.Group], arrays: DeviceData, epoch: int):
+def train_epoch(plan: Plan, programs: list[Program], groups: list[fit.Group], arrays: DeviceData, epoch: int):
     """One epoch of every program; returns the new groups and each program's step metrics."""
     factor = fit.lr_factor(plan.schedule, epoch, plan.epochs)
     new_groups, step_metrics = [], []
-    for ns, group in zip(programs, groups):
-        group = fit.set_learning_rates(group, factor * np.array([n.learning_rate for n in ns]))
-        perm = jnp.asarray(fit.permutations(plan.order_seeds(ns), epoch, plan.spec.n_train))
-        group, m = fit.train_epoch(group, arrays.train.x_NxD, arrays.train.y_NxK, perm[0] if plan.shared_order else perm, plan.spec, plan.shared_order)
+    for p, group in zip(programs, groups):
+        group = fit.set_learning_rates(group, factor * np.array([plan.networks[i].learning_rate for i in p.index]))
+        perm_OxN = jnp.asarray(fit.permutations(p.order_seeds(plan.networks), epoch, plan.spec.n_train))
+        group, m = fit.train_epoch(group, arrays.train.x_NxD, arrays.train.y_NxK, perm_OxN, plan.spec)
         new_groups.append(group)
         step_metrics.append(m)
     jax.block_until_ready(new_groups)
     return new_groups, step_metrics
 
 
-def epoch_metrics(plan: Plan, groups: list[fit.Group], step_metrics: list[dict], arrays: DeviceData) -> dict[str, np.ndarray]:
+def epoch_metrics(plan: Plan, programs: list[Program], groups: list[fit.Group], step_metrics: list[dict], arrays: DeviceData) -> dict[str, np.ndarray]:
     """Per-network numbers after an epoch, each of shape (G,): cost and accuracy on every split,
     the epoch's walk cost, mean |∇C| and parameter norm, and whether the network has diverged."""
-    G = len(plan.networks)
-    cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])[:G]  # drop the padding networks
+    where_G = positions(programs, len(plan.networks))
+    cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])[where_G]  # in the plan's order, padding dropped
     out = {}
     for name, (x_NxD, y_NxK, labels_N) in arrays.splits().items():  # train, validation, test
         costs, accs = zip(*[fit.evaluate(g.params, x_NxD, y_NxK, labels_N, plan.spec.activation, plan.spec.cost) for g in groups])
@@ -227,16 +263,18 @@ def epoch_metrics(plan: Plan, groups: list[fit.Group], step_metrics: list[dict],
     return out
 
 
-def append_line(f, record: dict) -> None:
-    """Append one JSON line and force it to disk."""
-    f.write(json.dumps(record) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+def append_line(path: str, record: dict) -> None:
+    """Append one JSON line to the file `path` and force it to disk."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
-def stack_networks(plan: Plan, params_per_program: list[model.Params]) -> model.Params:
-    """The programs' parameters as one stack with leading axis G, padding dropped."""
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: len(plan.networks)], *params_per_program)
+def stack_networks(plan: Plan, programs: list[Program], params_per_program: list[model.Params]) -> model.Params:
+    """The programs' parameters as one stack with leading axis G, in the plan's order, padding dropped."""
+    where_G = positions(programs, len(plan.networks))
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[where_G], *params_per_program)
 
 
 def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
@@ -294,7 +332,7 @@ def polish_and_check(plan: Plan, params: model.Params, models: list[dict], array
 
 def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> None:
     """Add each network's minima analysis (`landscape.analyze_group`) to its entry of `models`."""
-    init = fit.init_group(plan.spec, plan.init, np.array([n.seed for n in plan.networks]), np.array([n.learning_rate for n in plan.networks]))
+    init = init_networks(plan.spec, list(plan.networks))
     minima_G = landscape.analyze_group(
         init.params, params, models, arrays.train.x_NxD, arrays.train.y_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
     )
@@ -335,13 +373,19 @@ USER_ERRORS = (config.ConfigError, data.DataError, checkpoint.CheckpointMismatch
 
 @hydra.main(config_path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    run_task(cfg, train)
+
+
+def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> None:
+    """One Hydra job: `work(cfg, output dir)` gives its summary; a failure, or networks that all
+    diverged, ends as one line on stderr (and, in a sweep, error.txt in the job's dir)."""
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
     multirun = hc.mode == RunMode.MULTIRUN
     if os.path.exists(os.path.join(out_dir, "error.txt")):
         os.remove(os.path.join(out_dir, "error.txt"))  # from an earlier attempt at this job
     try:
-        summary = train(cfg, out_dir)
+        summary = work(cfg, out_dir)
     except Exception as e:
         if not multirun and not isinstance(e, USER_ERRORS):
             raise  # a bug: the traceback is the useful report

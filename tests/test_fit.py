@@ -36,7 +36,7 @@ def _train(spec, x, y, seeds, lrs, epochs, shuffle="shared", init="lecun", data_
     for epoch in range(1, epochs + 1):
         order_seeds = [seeds[0] if data_seed is None else data_seed] if shuffle == "shared" else seeds
         perm = jnp.asarray(fit.permutations(order_seeds, epoch, spec.n_train))
-        group, metrics = fit.train_epoch(group, x, y, perm[0] if shuffle == "shared" else perm, spec, shuffle == "shared")
+        group, metrics = fit.train_epoch(group, x, y, perm, spec)  # one row: shared; one per network: per_model
     return group, metrics
 
 

@@ -15,8 +15,8 @@ def compose_cfg(*overrides):
 def test_default_plan_is_the_series_network():
     p = plan.make_plan(compose_cfg(), n_inputs=784, n_images=60_000)
     assert p.spec.sizes == (784, 16, 16, 10)
-    assert (p.spec.activation, p.spec.cost, p.spec.batch_size, p.init) == ("sigmoid", "quadratic", 32, "lecun")
-    assert p.networks == (plan.Network(seed=0, learning_rate=1.0),)
+    assert (p.spec.activation, p.spec.cost, p.spec.batch_size) == ("sigmoid", "quadratic", 32)
+    assert p.networks == (plan.Network(seed=0, learning_rate=1.0, init="lecun", order_seed=0),)
     assert (p.epochs, p.schedule, p.shuffle, p.data_seed) == (40, "cosine", "shared", 0)
 
 
@@ -44,11 +44,22 @@ def test_identity_leaves_out_only_what_does_not_change_the_networks():
 
 def test_chunks_are_equal_and_padded_with_the_last_network():
     p = plan.make_plan(compose_cfg("train.seeds=3", "optim.lr=[0.5,2]", "train.max_group=4"), 784, 60_000)
-    cs = plan.chunks(p, data_bytes=0)
-    assert [len(c) for c in cs] == [4, 4]
-    assert cs[0] == list(p.networks[:4]) and cs[1] == [*p.networks[4:], p.networks[-1], p.networks[-1]]
+    assert plan.chunks(p, data_bytes=0) == [plan.Program((0, 1, 2, 3), 1), plan.Program((4, 5, 5, 5), 1)]
     whole = plan.make_plan(compose_cfg("train.seeds=3"), 784, 60_000)
-    assert plan.chunks(whole, 0) == [list(whole.networks)]
+    assert plan.chunks(whole, 0) == [plan.Program((0, 1, 2), 1)]
+
+
+def test_chunks_gather_the_networks_of_each_data_order():
+    # per_model: seeds 0,1,2 x learning rates 0.5, 2 -> three orders of two networks each.
+    p = plan.make_plan(compose_cfg("train.seeds=3", "optim.lr=[0.5,2]", "train.shuffle=per_model"), 784, 60_000)
+    (prog,) = plan.chunks(p, 0)
+    assert prog == plan.Program((0, 3, 1, 4, 2, 5), 3)
+    assert prog.order_seeds(p.networks) == [0, 1, 2]
+    # At most 4 networks a program: two orders a program, the last padded with a copy of its last order.
+    small = plan.make_plan(compose_cfg("train.seeds=3", "optim.lr=[0.5,2]", "train.shuffle=per_model", "train.max_group=4"), 784, 60_000)
+    progs = plan.chunks(small, 0)
+    assert progs == [plan.Program((0, 3, 1, 4), 2), plan.Program((2, 5, 2, 5), 2)]
+    assert plan.positions(progs, 6).tolist() == [0, 2, 4, 1, 3, 5]
 
 
 def test_set_learning_rates_returns_a_new_group_and_leaves_the_old_one():

@@ -1,0 +1,226 @@
+"""The grouped launcher: a sweep's jobs trained in sets of one program, each job's outputs as the basic launcher writes them."""
+
+import dataclasses
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mlpjax import config, data, fit, report, sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_TRAIN, N_TEST = 10_000, 2_000
+# A user's sweep config whose learning rates include one that diverges and one no job may have
+# (hydra.sweeper.params is not checked before Hydra starts, as the command line is): those jobs fail alone.
+BAD_LR_SWEEP = """defaults:
+  - config
+  - _self_
+hydra:
+  sweeper:
+    params:
+      optim.lr: 0.5,[1.0,2.0],1e6,-1
+"""
+# 16 jobs: 4 learning rates (a group of two, one that diverges, one invalid) x 2 seeds x 2 batch sizes (20000 > N_TRAIN: a set that fails).
+SWEEP = ["-cn", "bad_lr_sweep", "seed=0,1", "data.batch_size=20000,100", "train.epochs=2"]
+# 4 jobs, one set of 2 orders x 2 learning rates, 1,000 steps an epoch: long enough to be killed in the middle.
+LONG = ["seed=0,1", "optim.lr=0.3,1", "data.batch_size=10", "train.epochs=6", "train.checkpoint_every=1"]
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def small_env(mnist_idx_dir, tmp_path_factory) -> dict:
+    """MNIST_IDX_DIR and TFDS_DATA_DIR of the first 10,000 training and 2,000 test images, prepared once."""
+    idx_dir = tmp_path_factory.mktemp("small_mnist")
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        for name in data.IDX_FILES[split]:
+            _write_idx(idx_dir / name, data.read_idx(os.path.join(mnist_idx_dir, name))[:n])
+    tfds_dir = tmp_path_factory.mktemp("small_tfds")
+    data.load_mnist(str(idx_dir), str(tfds_dir))
+    return {"MNIST_IDX_DIR": str(idx_dir), "TFDS_DATA_DIR": str(tfds_dir)}
+
+
+def _sweep(env, sweep_dir, *args):
+    cmd = [sys.executable, "-m", "mlpjax.train", "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.run(cmd, cwd=REPO, env=dict(os.environ) | env, capture_output=True, text=True, timeout=600)
+
+
+def _summary(job_dir):
+    path = job_dir / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _jobs(sweep_dir):
+    return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+@pytest.fixture(scope="module")
+def grouped_and_basic(small_env, tmp_path_factory):
+    """SWEEP under the grouped launcher (the default) and under the basic one: (dir, result) each."""
+    conf = tmp_path_factory.mktemp("conf")
+    (conf / "bad_lr_sweep.yaml").write_text(BAD_LR_SWEEP)
+    runs = {}
+    for launcher in ("grouped", "basic"):
+        d = tmp_path_factory.mktemp(launcher)
+        runs[launcher] = (d, _sweep(small_env, d, "-cd", str(conf), *SWEEP, *([] if launcher == "grouped" else ["hydra/launcher=basic"])))
+    return runs
+
+
+def test_jobs_sort_into_sets_of_one_program():
+    def job(num, *overrides):
+        return sweep.Job(num, list(overrides), None, f"/s/{num}", config.compose(list(overrides)))
+
+    jobs = [job(0, "seed=1"), job(1, "seed=2", "optim.lr=[0.1,3]", "model.init=he", "train.seeds=2", "train.analyze=true"),
+            job(2, "data.batch_size=10"), job(3, "optim.momentum=0.9"), job(4, "train.epochs=3"), job(5, "optim.lr=0.3", "train.polish=5")]
+    jobs.append(sweep.Job(6, ["optim.lr=-1"], None, "/s/6", None))  # did not validate: trains alone
+    assert [[j.num for j in s] for s in sweep.group(jobs)] == [[0, 1, 5], [2], [3], [4]]
+    assert [sweep.networks(j.task) for j in jobs[:2]] == [1, 4]
+    identity = sweep.set_identity(jobs[:2], "/s")
+    assert list(identity) == ["0", "1"] and identity["1"]["optim.lr"] == [0.1, 3]
+    assert sweep.set_dir("/s", identity) != sweep.set_dir("/s", sweep.set_identity(jobs[:1], "/s"))
+
+
+def test_order_layout_equals_one_order_per_network(small_env):
+    mnist = data.load_mnist(small_env["MNIST_IDX_DIR"], small_env["TFDS_DATA_DIR"])
+    x, y = jnp.asarray(mnist.x_train_NxD[:2000]), jax.nn.one_hot(mnist.labels_train_N[:2000], 10)
+    spec = fit.Spec((784, 16, 10), "sigmoid", "quadratic", 20, 2000)
+    seeds, lrs = np.array([3, 3, 4, 4]), np.array([0.5, 3.0, 0.5, 3.0])  # order-major: 2 orders x 2 learning rates
+    layout = fit.init_group(spec, ["lecun", "he", "lecun", "he"], seeds, lrs)
+    per_network = jax.tree.map(jnp.copy, layout)  # train_epoch donates its group
+    for epoch in (1,):
+        perm_OxN = jnp.asarray(fit.permutations([3, 4], epoch, 2000))
+        layout, m_layout = fit.train_epoch(layout, x, y, perm_OxN, spec)
+        per_network, m_each = fit.train_epoch(per_network, x, y, jnp.repeat(perm_OxN, 2, axis=0), spec)
+    for a, b in zip(jax.tree.leaves(layout.params), jax.tree.leaves(per_network.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m_layout["walk_cost"], m_each["walk_cost"], rtol=1e-5)
+    assert not np.allclose(layout.params[0][0][0], layout.params[0][0][1])  # four different networks
+
+
+def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
+    (g_dir, g), (b_dir, b) = grouped_and_basic["grouped"], grouped_and_basic["basic"]
+    assert g.returncode == 0 and b.returncode == 0, g.stderr + b.stderr
+    assert [p.name for p in _jobs(g_dir)] == [p.name for p in _jobs(b_dir)] == [str(n) for n in range(16)]
+    trained = 0
+    for gj, bj in zip(_jobs(g_dir), _jobs(b_dir)):
+        for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"):
+            assert (gj / name).exists(), gj / name
+        assert (gj / ".hydra/config.yaml").read_text() == (bj / ".hydra/config.yaml").read_text()
+        assert (gj / "error.txt").exists() == (bj / "error.txt").exists()
+        gs, bs = _summary(gj), _summary(bj)
+        assert (gs is None) == (bs is None), gj
+        if gs is None:
+            assert (gj / "error.txt").read_text() == (bj / "error.txt").read_text()
+            continue
+        trained += 1
+        assert gs.keys() == bs.keys() and gs["identity"] == bs["identity"]
+        assert (gj / "params").is_dir() and not (gj / "checkpoint").exists()
+        assert [(m["seed"], m["learning_rate"], m["diverged"]) for m in gs["models"]] == [(m["seed"], m["learning_rate"], m["diverged"]) for m in bs["models"]]
+        if all(m["diverged"] for m in gs["models"]):  # alone it stopped after epoch 1; in its set only the set's end stops it
+            assert [m["diverged_epoch"] for m in gs["models"]] == [m["diverged_epoch"] for m in bs["models"]] == [1]
+            continue
+        for gm, bm in zip(gs["models"], bs["models"]):  # 200 steps: float32 rounding of batched matmuls, no more
+            assert gm["train_cost"] == pytest.approx(bm["train_cost"], rel=1e-4)
+            assert gm["test_accuracy"] == pytest.approx(bm["test_accuracy"], abs=1e-3)  # 2 of 2,000 digits
+        g_lines, b_lines = ((j / "metrics.jsonl").read_text().splitlines() for j in (gj, bj))
+        assert len(g_lines) == len(b_lines) == 2
+        assert json.loads(g_lines[-1]).keys() == json.loads(b_lines[-1]).keys()
+    assert trained == 6
+    # The set lines: the failed set first, then the next one, in the same process.
+    starts = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" not in l]
+    ends = [l for l in g.stdout.splitlines() if l.startswith("set ") and "done:" in l]
+    assert [l.split(":")[0] for l in starts] == ["set 1/2", "set 2/2"]
+    assert "8 networks of 6 jobs (#0-10 step 2, 6 to train) done: failed" in ends[0]
+    assert "8 networks of 6 jobs (#1-11 step 2, 6 to train) done: 2/2 epochs" in ends[1] and "sweep: 12/12 jobs done" in ends[1]
+
+
+def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped_and_basic):
+    (g_dir, g), (_, b) = grouped_and_basic["grouped"], grouped_and_basic["basic"]
+    errors = [l for l in g.stderr.splitlines() if l.startswith("error (job ")]
+    assert len(errors) == b.stderr.count("error (job ") == 10
+    invalid = [l for l in errors if "optim.lr=-1: must be a number > 0" in l]
+    failed_set = [l for l in errors if "data.batch_size=20000: must be 'full' or an integer in 1..10000" in l]
+    assert len(invalid) == 4 and len(failed_set) == 6
+    # The two jobs at η = 1e6 diverged, as they do alone; the other networks of their set trained on.
+    assert g.stderr.count("error: every network diverged") == b.stderr.count("error: every network diverged") == 2
+    for job in _jobs(g_dir):
+        error = (job / "error.txt").read_text() if (job / "error.txt").exists() else ""
+        assert (error != "") == (_summary(job) is None), job
+
+
+def _same(a, b) -> bool:
+    """Equal, numbers up to the float32 rounding that separates the launchers (NaN equals NaN)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, rel=1e-3, abs=1e-3)
+    return str(a) == str(b)
+
+
+def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
+    rows = {launcher: report.report(str(d), quiet=True)["rows"] for launcher, (d, _) in grouped_and_basic.items()}
+    assert len(rows["grouped"]) == len(rows["basic"]) > 4  # 4 trained configurations, and the failed ones
+    for g, b in zip(rows["grouped"], rows["basic"]):
+        assert g.keys() == b.keys()
+        for k in g:
+            assert _same(g[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def through_submitit(small_env, tmp_path_factory):
+    """LONG through submitit's local executor: one submitit job for its one set."""
+    d = tmp_path_factory.mktemp("submitit")
+    return d, _sweep(small_env, d, "hydra.launcher.backend=submitit_local", *LONG)
+
+
+def test_submitit_local_runs_one_job_per_set(through_submitit):
+    d, r = through_submitit
+    assert r.returncode == 0, r.stderr
+    assert len([p for p in (d / ".submitit").iterdir() if p.name != "%j"]) == 1  # one set, one submitit job (%j: submitit's staging)
+    summaries = [_summary(j) for j in _jobs(d)]
+    assert [[(m["seed"], m["learning_rate"]) for m in s["models"]] for s in summaries] == [[(0, 0.3)], [(0, 1.0)], [(1, 0.3)], [(1, 1.0)]]
+    log = "".join(p.read_text() for p in (d / ".submitit").rglob("*_log.out"))
+    assert "set 1/1: 4 networks of 4 jobs" in log and "6/6 epochs" in log
+
+
+def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env, through_submitit, tmp_path):
+    whole, _ = through_submitit
+    cmd = [sys.executable, "-m", "mlpjax.train", "-m", *LONG, f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ) | small_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not [p for p in tmp_path.glob(".sets/*/*") if p.name.isdigit()]:  # the set's first checkpoint
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not any(_summary(j) for j in _jobs(tmp_path)), "the sweep finished before the kill; nothing was tested"
+
+    r = _sweep(small_env, tmp_path, *LONG)
+    assert r.returncode == 0, r.stderr
+    resumed = [l for l in r.stdout.splitlines() if l.startswith("resuming from epoch")]
+    assert len(resumed) == 1 and 1 <= int(resumed[0].split()[-1]) <= 5, r.stdout
+    for a, b in zip(_jobs(whole), _jobs(tmp_path)):
+        assert _summary(a)["models"] == _summary(b)["models"]  # the same program: bit for bit
+        assert [json.loads(l)["epoch"] for l in (b / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_set_whose_jobs_are_complete_has_nothing_to_train(small_env, through_submitit):
+    d, _ = through_submitit
+    same = ["train.epochs=6", "train.checkpoint_every=1", "data.batch_size=10", f"data.idx_dir={small_env['MNIST_IDX_DIR']}"]
+    jobs = [sweep.Job(n, [], None, str(d / str(n)), config.compose([*o, *same]))
+            for n, o in enumerate([("seed=0", "optim.lr=0.3"), ("seed=0", "optim.lr=1"), ("seed=1", "optim.lr=0.3"), ("seed=1", "optim.lr=1")])]
+    assert sweep.pending(jobs) == [] and sweep.SetRun(jobs, str(d)).todo == []
+    assert sweep.pending([dataclasses.replace(jobs[0], task=config.compose(["train.epochs=7"]))]) != []  # another run

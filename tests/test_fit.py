@@ -95,7 +95,7 @@ def test_full_batch_gradient_descent_is_one_step_of_the_true_gradient(small_mnis
         x, y, _ = _arrays(small_mnist, 500, jnp.float64)
         group = _as64(fit.init_group(spec, "lecun", np.array([0]), np.array([2.0])))
         params0 = [(W[0], b[0]) for W, b in _copy(group.params)]
-        group, _ = fit.train_epoch(group, x, y, jnp.asarray(fit.permutations([0], 1, 500)[0]), spec, True)
+        group, _ = fit.train_epoch(group, x, y, jnp.asarray(fit.permutations([0], 1, 500)[0]), spec)
         grads = jax.grad(cost.network_cost)(params0, x, y)
         expected = jax.tree.map(lambda p, g: p - 2.0 * g, params0, grads)
         for lg, le, l0 in zip(jax.tree.leaves(group.params), jax.tree.leaves(expected), jax.tree.leaves(params0)):
@@ -108,7 +108,7 @@ def test_diverged_network_is_frozen_while_the_rest_train(small_mnist):
     spec = fit.Spec((784, 16, 10), "relu", "quadratic", 10, 1000)
     group = fit.init_group(spec, "lecun", np.array([0, 0]), np.array([0.1, 1e6]))
     before = _copy(group.params)
-    group, _ = fit.train_epoch(group, x, y, jnp.asarray(fit.permutations([0], 1, 1000)[0]), spec, True)
+    group, _ = fit.train_epoch(group, x, y, jnp.asarray(fit.permutations([0], 1, 1000)[0]), spec)
     assert group.alive_G.tolist() == [True, False]
     assert np.isfinite(np.concatenate([np.ravel(l[1]) for l in jax.tree.leaves(group.params)])).all()
     # Bit for bit (the code keeps the old arrays): the diverged network kept the parameters it
@@ -149,7 +149,7 @@ def test_the_last_partial_batch_is_dropped():
         def one_epoch(x_NxD, labels_N):
             group = _as64(fit.init_group(spec, "lecun", np.array([0]), np.array([1.0])))
             before = [(W[0], b[0]) for W, b in _copy(group.params)]
-            group, _ = fit.train_epoch(group, jnp.asarray(x_NxD), jax.nn.one_hot(labels_N, 3), jnp.asarray(perm), spec, True)
+            group, _ = fit.train_epoch(group, jnp.asarray(x_NxD), jax.nn.one_hot(labels_N, 3), jnp.asarray(perm), spec)
             return before, [(np.asarray(W[0]), np.asarray(b[0])) for W, b in group.params]
 
         before, after = one_epoch(x, labels)

@@ -147,8 +147,12 @@ def group_networks(group: fit.Group) -> list[list[tuple[np.ndarray, np.ndarray]]
 def check(before: list[float], after: list[float]) -> dict:
     """Costs of every network before and after training; ok if each is finite and went down."""
     ok = all(np.isfinite(a) and a < b for a, b in zip(after, before))
-    return {"cost_before": float(np.mean(before)), "cost_after": float(np.mean(after)),
-            "cost_after_max": float(np.max(after)), "ok": bool(ok)}
+    return {
+        "cost_before": float(np.mean(before)),
+        "cost_after": float(np.mean(after)),
+        "cost_after_max": float(np.max(after)),
+        "ok": bool(ok),
+    }
 
 
 # ---------------------------------------------------------------- the methods
@@ -175,14 +179,19 @@ def run_project(K, batch, data, args, shared=True) -> dict:
         orders = [jnp.asarray(fit.permutations(list(seeds), epoch, data["n"])) for epoch in range(len(data["orders"]))]
     times = time_epochs(train_epoch, orders[1:], orders[0], args.repeats)
     evals = [numpy_cost(p, data["x_eval"], data["y_eval"]) for p in group_networks(state["group"])]
-    return {"times": times, "examples": data["n"], "acc_after": float(np.mean([e[1] for e in evals])),
-            **check(before, [e[0] for e in evals])}
+    return {
+        "times": times,
+        "examples": data["n"],
+        "acc_after": float(np.mean([e[1] for e in evals])),
+        **check(before, [e[0] for e in evals]),
+    }
 
 
 def run_single(method, batch, data, args) -> dict:
     """One network by NumPy, the JAX step loop or eager PyTorch, from the project's init."""
-    params0 = group_networks(fit.init_group(
-        fit.Spec(SIZES, "sigmoid", "quadratic", batch, data["n"]), INIT, np.array([args.seed]), np.array([args.lr])))[0]
+    params0 = group_networks(
+        fit.init_group(fit.Spec(SIZES, "sigmoid", "quadratic", batch, data["n"]), INIT, np.array([args.seed]), np.array([args.lr]))
+    )[0]
     before = [numpy_cost(params0, data["x_eval"], data["y_eval"])[0]]
     x, y, orders = data["x"], data["y"], data["orders"]
     if method == "numpy":
@@ -208,8 +217,13 @@ def run_single(method, batch, data, args) -> dict:
     return {"times": times, "examples": n, "acc_after": acc, **check(before, [cost])}
 
 
-LABELS = {"project": "mlpjax train_epoch", "project_per_model": "mlpjax, per-network order", "numpy": "NumPy per-example", "jax_loop": "JAX jitted-step loop",
-          "torch": "PyTorch eager"}
+LABELS = {
+    "project": "mlpjax train_epoch",
+    "project_per_model": "mlpjax, per-network order",
+    "numpy": "NumPy per-example",
+    "jax_loop": "JAX jitted-step loop",
+    "torch": "PyTorch eager",
+}
 
 
 def matmul_peak(n: int, repeats: int) -> dict:
@@ -239,11 +253,21 @@ def print_table(rows):
     head = ("method", "K", "batch", "s/epoch", "model-ep/s", "vs NumPy", "vs PyTorch", "vs K=1", "of peak", "cost before→after", "acc")
     lines = [head]
     for r in rows:
-        lines.append((
-            r["label"], str(r["K"]), str(r["batch"]), f"{r['seconds_per_epoch']:.3g}", f"{r['model_epochs_per_s']:.3g}",
-            fmt_x(r["vs_numpy"]), fmt_x(r["vs_torch"]), fmt_x(r["vs_K1"]), f"{100 * r['fraction_of_peak']:.3g}%",
-            f"{r['cost_before']:.3f}→{r['cost_after']:.3f}" + ("" if r["ok"] else " FAILED"), f"{r['acc_after']:.3f}",
-        ))
+        lines.append(
+            (
+                r["label"],
+                str(r["K"]),
+                str(r["batch"]),
+                f"{r['seconds_per_epoch']:.3g}",
+                f"{r['model_epochs_per_s']:.3g}",
+                fmt_x(r["vs_numpy"]),
+                fmt_x(r["vs_torch"]),
+                fmt_x(r["vs_K1"]),
+                f"{100 * r['fraction_of_peak']:.3g}%",
+                f"{r['cost_before']:.3f}→{r['cost_after']:.3f}" + ("" if r["ok"] else " FAILED"),
+                f"{r['acc_after']:.3f}",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for j, line in enumerate(lines):
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
@@ -260,7 +284,9 @@ def parse_args(argv) -> tuple[argparse.Namespace, list[int], list[int], list[str
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke test: few examples and repeats (timings not for quoting)")
     p.add_argument("--groups", help="group sizes K for mlpjax (default 1,8,64,256; --quick: 1,8); K=1 is always run")
-    p.add_argument("--per-model-groups", default="64", help="group sizes also timed with one data order per network (default 64; '' for none)")
+    p.add_argument(
+        "--per-model-groups", default="64", help="group sizes also timed with one data order per network (default 64; '' for none)"
+    )
     p.add_argument("--batches", default="10,128", help="mini-batch sizes (default 10,128)")
     p.add_argument("--methods", default="project,numpy,jax_loop,torch", help="any of project,numpy,jax_loop,torch")
     p.add_argument("--examples", type=int, help="examples per timed epoch, scaled to 60000 (default 60000; --quick 3000)")
@@ -299,11 +325,15 @@ def parse_args(argv) -> tuple[argparse.Namespace, list[int], list[int], list[str
 
 def print_machine(date: str, machine: dict) -> None:
     print(f"date:    {date}")
-    print(f"machine: {machine['platform']}; {machine['cpu']}; {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
-          f"1-min load average {machine['loadavg_1min_at_start']}")
-    print(f"device:  jax {machine['jax']} on {machine['jax_backend']} ({machine['device_kind']} ×{machine['device_count']}); "
-          f"numpy {machine['numpy']}; torch {machine['torch'] or 'not installed'}"
-          + (f" on {machine['torch_device']}" if machine.get("torch_device") else ""))
+    print(
+        f"machine: {machine['platform']}; {machine['cpu']}; {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
+        f"1-min load average {machine['loadavg_1min_at_start']}"
+    )
+    print(
+        f"device:  jax {machine['jax']} on {machine['jax_backend']} ({machine['device_kind']} ×{machine['device_count']}); "
+        f"numpy {machine['numpy']}; torch {machine['torch'] or 'not installed'}"
+        + (f" on {machine['torch_device']}" if machine.get("torch_device") else "")
+    )
 
 
 def prepare_data(args) -> tuple[dict, str]:
@@ -312,21 +342,31 @@ def prepare_data(args) -> tuple[dict, str]:
     y_all = np.eye(SIZES[-1], dtype=np.float32)[labels_all]
     n = min(args.examples, EPOCH)
     data = {
-        "n": n, "x": x_all[:n], "y": y_all[:n],
-        "x_eval": x_all[: args.eval_examples], "y_eval": y_all[: args.eval_examples],
+        "n": n,
+        "x": x_all[:n],
+        "y": y_all[:n],
+        "x_eval": x_all[: args.eval_examples],
+        "y_eval": y_all[: args.eval_examples],
         "orders": [fit.permutations([args.seed], epoch, n)[0] for epoch in range(args.repeats + 1)],
     }
     return data, source
 
 
 def print_setup(args, n: int, source: str, flop: dict, peak: dict, machine: dict) -> None:
-    print(f"data:    {source}; timed on {n:,} examples per epoch"
-          + ("" if n == EPOCH else f", scaled to {EPOCH:,}") + f"; cost checked on the first {args.eval_examples:,}")
-    print(f"network: {'-'.join(map(str, SIZES))} sigmoid, cost mean Σ(ŷ−y)², plain SGD η={args.lr}, init {INIT} "
-          f"(seed {args.seed}), only full mini-batches")
+    print(
+        f"data:    {source}; timed on {n:,} examples per epoch"
+        + ("" if n == EPOCH else f", scaled to {EPOCH:,}")
+        + f"; cost checked on the first {args.eval_examples:,}"
+    )
+    print(
+        f"network: {'-'.join(map(str, SIZES))} sigmoid, cost mean Σ(ŷ−y)², plain SGD η={args.lr}, init {INIT} "
+        f"(seed {args.seed}), only full mini-batches"
+    )
     print(f"FLOP:    {flop['formula']}; e.g. {epoch_flop(10, flop['per_example']) / 1e9:.3f} GFLOP at batch 10")
-    print(f"peak:    jitted float32 jnp.dot {args.peak_n}×{args.peak_n} at JAX's default precision: "
-          f"{peak['flop_per_s'] / 1e9:,.1f} GFLOP/s (median of {len(peak['times'])})")
+    print(
+        f"peak:    jitted float32 jnp.dot {args.peak_n}×{args.peak_n} at JAX's default precision: "
+        f"{peak['flop_per_s'] / 1e9:,.1f} GFLOP/s (median of {len(peak['times'])})"
+    )
     load, cpus = machine["loadavg_1min_at_start"], machine["cpus_usable"]
     if load is not None and load > 0.25 * cpus:
         print(f"WARNING: 1-min load average {load:.2f} on {cpus} CPUs at start: other work is running, timings are unreliable")
@@ -365,14 +405,23 @@ def time_all(args, groups: list[int], batches: list[int], methods: list[str], da
             steps_timed = r["examples"] // batch
             scale = (EPOCH // batch) / steps_timed
             sec = statistics.median(r["times"]) * scale
-            r.update(method=method, label=LABELS[method] + detail.get(method, ""),
-                     K=K, batch=batch, steps_timed=steps_timed, scale_to_epoch=scale, seconds_per_epoch=sec,
-                     model_epochs_per_s=K / sec)
+            r.update(
+                method=method,
+                label=LABELS[method] + detail.get(method, ""),
+                K=K,
+                batch=batch,
+                steps_timed=steps_timed,
+                scale_to_epoch=scale,
+                seconds_per_epoch=sec,
+                model_epochs_per_s=K / sec,
+            )
             r["fraction_of_peak"] = r["model_epochs_per_s"] * epoch_flop(batch, flop["per_example"]) / peak["flop_per_s"]
             rows.append(r)
-            print(f"  {r['label']:<28} K={K:<4} batch {batch:<4} {sec:9.3f} s/epoch "
-                  f"(median of {len(r['times'])}, {steps_timed} steps ×{scale:.3g}; run took {time.perf_counter() - t0:.1f} s)",
-                  flush=True)
+            print(
+                f"  {r['label']:<28} K={K:<4} batch {batch:<4} {sec:9.3f} s/epoch "
+                f"(median of {len(r['times'])}, {steps_timed} steps ×{scale:.3g}; run took {time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -392,12 +441,18 @@ def add_comparisons(rows: list[dict]) -> None:
 
 def print_notes(args, n: int, methods: list[str]) -> None:
     n_np = min(args.numpy_examples, n)
-    notes = [f"s/epoch: median over timed runs of {n:,} examples" + ("" if n == EPOCH else ", scaled to the (60000 // batch) steps of an epoch")
-             + (f"; NumPy timed on {n_np:,} examples per run (full mini-batches)" + ("" if n_np == EPOCH else " and scaled")
-                if "numpy" in methods else ""),
-             "model-ep/s: networks × epochs per second; 'vs' columns compare model-ep/s at the same batch",
-             "of peak: model-ep/s × matmul FLOP per epoch ÷ the jnp.dot peak above",
-             "cost: mean Σ(ŷ−y)² on the eval examples, NumPy forward pass; K>1 rows show the group mean"]
+    notes = [
+        f"s/epoch: median over timed runs of {n:,} examples"
+        + ("" if n == EPOCH else ", scaled to the (60000 // batch) steps of an epoch")
+        + (
+            f"; NumPy timed on {n_np:,} examples per run (full mini-batches)" + ("" if n_np == EPOCH else " and scaled")
+            if "numpy" in methods
+            else ""
+        ),
+        "model-ep/s: networks × epochs per second; 'vs' columns compare model-ep/s at the same batch",
+        "of peak: model-ep/s × matmul FLOP per epoch ÷ the jnp.dot peak above",
+        "cost: mean Σ(ŷ−y)² on the eval examples, NumPy forward pass; K>1 rows show the group mean",
+    ]
     for note in notes:
         print(f"  {note}")
 
@@ -417,7 +472,9 @@ def headline_ratios(rows: list[dict], groups: list[int], batches: list[int], per
             ratios[f"group of {K} vs one network at batch {batch}"] = find(rows, "project", batch, K)["vs_K1"]
         for K in per_model_groups:
             if (own := find(rows, "project_per_model", batch, K)) and (shared := find(rows, "project", batch, K)):
-                ratios[f"group of {K}, per-network orders vs one shared order at batch {batch}"] = own["model_epochs_per_s"] / shared["model_epochs_per_s"]
+                ratios[f"group of {K}, per-network orders vs one shared order at batch {batch}"] = (
+                    own["model_epochs_per_s"] / shared["model_epochs_per_s"]
+                )
     return ratios
 
 
@@ -446,9 +503,18 @@ def main(argv=None):
     failed = [f"{r['label']} K={r['K']} batch {r['batch']}" for r in rows if not r["ok"]]
     print("\ncost check: " + ("every network's cost went down" if not failed else "FAILED for " + "; ".join(failed)))
     if args.out:
-        result = {"date": date, "machine": machine, "data": source, "settings": vars(args), "quick": args.quick,
-                  "flop": {**flop, "per_epoch_by_batch": {b: epoch_flop(b, flop["per_example"]) for b in batches}},
-                  "peak": peak, "rows": rows, "ratios": ratios, "cost_check_failed": failed}
+        result = {
+            "date": date,
+            "machine": machine,
+            "data": source,
+            "settings": vars(args),
+            "quick": args.quick,
+            "flop": {**flop, "per_epoch_by_batch": {b: epoch_flop(b, flop["per_example"]) for b in batches}},
+            "peak": peak,
+            "rows": rows,
+            "ratios": ratios,
+            "cost_check_failed": failed,
+        }
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
         print(f"wrote {args.out}")

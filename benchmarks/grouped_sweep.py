@@ -28,7 +28,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_sweep(launcher: str, overrides: list[str], sweep_dir: str) -> dict:
     """Run the sweep under `launcher`; its wall time, and each job's train costs by job number."""
-    cmd = [sys.executable, "-m", "mlpjax.train", "-m", f"hydra/launcher={launcher}", "hydra/callbacks=report", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlpjax.train",
+        "-m",
+        f"hydra/launcher={launcher}",
+        "hydra/callbacks=report",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -57,8 +66,11 @@ def table(args, jobs: int, runs: dict, load: tuple[float, float]) -> str:
     for name in ("basic", "grouped"):
         s = runs[name]["seconds"]
         lines.append(f"| `hydra/launcher={name}` | {jobs} | {s:.1f} s | {s / jobs:.2f} s | {basic['seconds'] / s:.1f}× |")
-    lines += ["", f"- grouped against basic, end to end: **{basic['seconds'] / grouped['seconds']:.1f}×**",
-              f"- largest relative difference in a job's final train cost between the launchers: {diff:.1e}"]
+    lines += [
+        "",
+        f"- grouped against basic, end to end: **{basic['seconds'] / grouped['seconds']:.1f}×**",
+        f"- largest relative difference in a job's final train cost between the launchers: {diff:.1e}",
+    ]
     return "\n".join(lines)
 
 
@@ -70,7 +82,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--out", help="folder for the two sweeps (default: a temporary folder, removed)")
     args = p.parse_args(argv)
-    overrides = [f"seed={','.join(map(str, range(args.seeds)))}", f"optim.lr={args.lrs}", f"data.batch_size={args.batch}", f"train.epochs={args.epochs}"]
+    overrides = [
+        f"seed={','.join(map(str, range(args.seeds)))}",
+        f"optim.lr={args.lrs}",
+        f"data.batch_size={args.batch}",
+        f"train.epochs={args.epochs}",
+    ]
     jobs = args.seeds * len(args.lrs.split(","))
 
     sys.path.insert(0, REPO)

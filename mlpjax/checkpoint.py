@@ -61,7 +61,9 @@ def restore_state(directory: str, abstract_state, identity: dict):
             saved = json.load(f)
         if saved != identity:
             diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
-            raise CheckpointMismatch(f"{directory} holds a checkpoint of another configuration ({', '.join(diff)} differ); use another output dir")
+            raise CheckpointMismatch(
+                f"{directory} holds a checkpoint of another configuration ({', '.join(diff)} differ); use another output dir"
+            )
         return epoch, manager.restore(epoch, args=ocp.args.StandardRestore(abstract_state))
 
 

@@ -23,7 +23,19 @@ def _group_options(group: str) -> list[str]:
 
 # Hydra's flags that take a value (`python -m mlpjax.train --hydra-help`); `--info` takes one
 # only from INFO_VALUES. Every other word of the command line that is not a flag is an override.
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 

@@ -221,7 +221,9 @@ def validation(cfg: DictConfig, n_images: int) -> int:
     """The number of training images held out for validation, checked against the `n_images` there are."""
     n = cfg.data.validation
     if n >= n_images:
-        raise ConfigError(f"data.validation={n!r}: must be an integer in 0..{n_images - 1} (training images held out; there are {n_images})")
+        raise ConfigError(
+            f"data.validation={n!r}: must be an integer in 0..{n_images - 1} (training images held out; there are {n_images})"
+        )
     return int(n)
 
 

@@ -120,10 +120,12 @@ class MlpjaxMnist(tfds_mnist.MNIST):
         return tfds.core.DatasetInfo(
             builder=self,
             description="MNIST handwritten digits, in the IDX files' order.",
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(28, 28), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB),
-                "label": tfds.features.ClassLabel(num_classes=10),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(28, 28), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
             supervised_keys=("image", "label"),
             disable_shuffling=True,  # tfds would hash-shuffle; keep rows in file order
         )

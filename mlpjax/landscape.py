@@ -134,8 +134,14 @@ def _start_vector(params: model.Params, key: jax.Array | None) -> jax.Array:
 
 
 def sharpness(
-    params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic",
-    key: jax.Array | None = None, iters: int = 200, tol: float = 1e-5,
+    params: model.Params,
+    x_NxD,
+    y_NxK,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    key: jax.Array | None = None,
+    iters: int = 200,
+    tol: float = 1e-5,
 ) -> Sharpness:
     """The largest-magnitude eigenvalue of the cost's Hessian at `params`, by power iteration.
 
@@ -148,8 +154,7 @@ def sharpness(
     `key` draws the start vector (default `jax.random.key(0)`).
     """
     v0_P = _start_vector(params, key)
-    lam, v_P, i, done, residual = _power_iteration(
-        params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), v0_P, tol, activation, cost, iters)
+    lam, v_P, i, done, residual = _power_iteration(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), v0_P, tol, activation, cost, iters)
     return Sharpness(float(lam), np.asarray(v_P), int(i), bool(done), float(residual))
 
 
@@ -198,8 +203,13 @@ def _ritz_values(a_S, b_S) -> np.ndarray:
 
 
 def lanczos(
-    params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic",
-    key: jax.Array | None = None, steps: int = 30,
+    params: model.Params,
+    x_NxD,
+    y_NxK,
+    activation: str = "sigmoid",
+    cost: str = "quadratic",
+    key: jax.Array | None = None,
+    steps: int = 30,
 ) -> np.ndarray:
     """Ritz values (ascending) of the cost's Hessian after `steps` Lanczos steps.
 

@@ -56,7 +56,9 @@ def polish(
     The cost is the mean over all N examples of `(x_NxD, y_NxK)`.
     """
     # tol and max_steps are traced: other values do not recompile.
-    params_G, steps_G, gnorm_G = _polish_group(params_G, jnp.asarray(x_NxD), jnp.asarray(y_NxK), float(tol), int(max_steps), activation, cost)
+    params_G, steps_G, gnorm_G = _polish_group(
+        params_G, jnp.asarray(x_NxD), jnp.asarray(y_NxK), float(tol), int(max_steps), activation, cost
+    )
     return params_G, np.asarray(steps_G), np.asarray(gnorm_G)
 
 
@@ -66,9 +68,7 @@ def _grad_norms(params_G, x_NxD, y_NxK, activation: str, cost: str):
     return jax.vmap(lambda p: optax.tree.norm(grad(p)))(params_G)
 
 
-def stationarity(
-    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, lanczos_steps: int = 30
-) -> list[dict]:
+def stationarity(params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, lanczos_steps: int = 30) -> list[dict]:
     """`{"grad_norm", "lambda_max", "lambda_min"}` of each of G networks (stacked, leading axis G).
 
     ‖∇C‖ and the extreme Hessian eigenvalues of the cost over all N examples of `(x_NxD, y_NxK)`;
@@ -79,9 +79,7 @@ def stationarity(
     x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
     gnorm_G = np.asarray(_grad_norms(params_G, x_NxD, y_NxK, activation, cost))
     top_G, bottom_G = landscape.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps)
-    return [
-        {"grad_norm": float(g), "lambda_max": float(t), "lambda_min": float(b)} for g, t, b in zip(gnorm_G, top_G, bottom_G)
-    ]
+    return [{"grad_norm": float(g), "lambda_max": float(t), "lambda_min": float(b)} for g, t, b in zip(gnorm_G, top_G, bottom_G)]
 
 
 MINIMUM, SADDLE, DESCENDING = "minimum", "saddle", "descending"

@@ -66,18 +66,49 @@ OWN_COLUMNS = {"model.activation", "model.hidden", "data.batch_size", "optim.lr"
 # Input and output sizes of MNIST's networks: for sorting configurations by parameter count
 # where no job of the sweep left the sizes in its summary.
 MNIST_SIZES = (28 * 28, 10)
-MINIMA_ORDER = ("sharpness", "sharpness_lr", "min_eigenvalue", "saturated_units", "dead_units", "saturated_pairs", "dead_pairs",
-                "init_barrier", "seed_barrier", "cost_subset")
+MINIMA_ORDER = (
+    "sharpness",
+    "sharpness_lr",
+    "min_eigenvalue",
+    "saturated_units",
+    "dead_units",
+    "saturated_pairs",
+    "dead_pairs",
+    "init_barrier",
+    "seed_barrier",
+    "cost_subset",
+)
 # The minima columns of report.md (report.csv has them all), and their headers.
-MD_MINIMA = {"sharpness": "sharpness", "sharpness_lr": "sharpness·η", "saturated_units": "saturated units",
-             "dead_units": "dead units", "min_eigenvalue": "λ_min", "init_barrier": "init barrier", "seed_barrier": "seed barrier"}
+MD_MINIMA = {
+    "sharpness": "sharpness",
+    "sharpness_lr": "sharpness·η",
+    "saturated_units": "saturated units",
+    "dead_units": "dead units",
+    "min_eigenvalue": "λ_min",
+    "init_barrier": "init barrier",
+    "seed_barrier": "seed barrier",
+}
 JOB_MARKERS = (".hydra", "summary.json", "metrics.jsonl", "error.txt")
-PLOTS = ("accuracy_vs_lr.png", "learning_curves.png", "cost_spread.png", "sharpness_vs_lr.png", "sharpness_vs_cost.png",
-         "sharpness_vs_batch.png")
+PLOTS = (
+    "accuracy_vs_lr.png",
+    "learning_curves.png",
+    "cost_spread.png",
+    "sharpness_vs_lr.png",
+    "sharpness_vs_cost.png",
+    "sharpness_vs_batch.png",
+)
 OUTPUTS = ("report.csv", "networks.csv", "differences.csv", "report.md", *PLOTS)
 # A network's own numbers in summary.json, copied into networks.csv.
-NETWORK_NUMBERS = ("validation_accuracy", "validation_cost", "test_accuracy", "test_cost", "train_accuracy", "train_cost",
-                   "diverged", "diverged_epoch")
+NETWORK_NUMBERS = (
+    "validation_accuracy",
+    "validation_cost",
+    "test_accuracy",
+    "test_cost",
+    "train_accuracy",
+    "train_cost",
+    "diverged",
+    "diverged_epoch",
+)
 # The stationary points of `train.polish_and_check`: after SGD, after the L-BFGS polish.
 WHEN = ("sgd", "polished")
 POINT_KEYS = ("grad_norm", "lambda_max", "lambda_min")
@@ -332,15 +363,23 @@ def aggregate(jobs: list[dict]) -> Sweep:
     sweep_sizes = next((j["sizes"] for j in jobs if j.get("sizes")), MNIST_SIZES)
     rows = [_row(c, minima_cols, sweep_sizes, split) for c in configurations]
     rows.sort(key=lambda r: _row_order(r, extras))
-    return Sweep(jobs, rows, extras, minima_cols, minima_keys, split,
-                 has_validation=any(_finite(n.get("validation_accuracy")) for n in nets),
-                 stationary=any(f"{w}_kind" in n for n in nets for w in WHEN))
+    return Sweep(
+        jobs,
+        rows,
+        extras,
+        minima_cols,
+        minima_keys,
+        split,
+        has_validation=any(_finite(n.get("validation_accuracy")) for n in nets),
+        stationary=any(f"{w}_kind" in n for n in nets for w in WHEN),
+    )
 
 
 def _settings(job: dict, extras: list[str]) -> dict:
     """A job's settings: activation, hidden, batch size and the `extras` (as strings)."""
     return {"activation": job["activation"], "hidden": job["hidden"], "batch_size": job["batch_size"]} | {
-        k: _fmt_value(job["config"].get(k)) for k in extras}
+        k: _fmt_value(job["config"].get(k)) for k in extras
+    }
 
 
 def _configurations(jobs: list[dict], extras: list[str]) -> list[dict]:
@@ -435,8 +474,11 @@ def _stationary_medians(alive: list[dict]) -> dict:
     out = {}
     for when in WHEN:
         out |= {f"{k}_{when}_median": _median(_values(alive, f"{when}_{k}")) for k in POINT_KEYS}
-        ratios = [float(n[f"{when}_lambda_min"]) / float(n[f"{when}_lambda_max"]) for n in alive
-                  if _finite(n.get(f"{when}_lambda_min")) and _finite(n.get(f"{when}_lambda_max")) and n[f"{when}_lambda_max"] > 0]
+        ratios = [
+            float(n[f"{when}_lambda_min"]) / float(n[f"{when}_lambda_max"])
+            for n in alive
+            if _finite(n.get(f"{when}_lambda_min")) and _finite(n.get(f"{when}_lambda_max")) and n[f"{when}_lambda_max"] > 0
+        ]
         out[f"lambda_ratio_{when}_median"] = _median(ratios)
     return out
 
@@ -517,8 +559,11 @@ def paired_difference(a_by_seed: dict, b_by_seed: dict, n_boot: int = 10000, see
 
 def _by_seed(nets: list[dict], key: str, drop_chance: bool) -> dict:
     """seed → value of `key` of the networks whose value is a result (not diverged; not at chance if asked)."""
-    return {n["seed"]: float(n[key]) for n in nets
-            if n["seed"] is not None and not n["diverged"] and not (drop_chance and n["at_chance"]) and _finite(n.get(key))}
+    return {
+        n["seed"]: float(n[key])
+        for n in nets
+        if n["seed"] is not None and not n["diverged"] and not (drop_chance and n["at_chance"]) and _finite(n.get(key))
+    }
 
 
 def differences(sweep: Sweep) -> list[dict]:
@@ -580,16 +625,41 @@ def _settings_columns(sweep: Sweep) -> list[str]:
 def report_columns(sweep: Sweep) -> list[str]:
     """report.csv's columns: validation, stationary and minima ones only where the sweep has them."""
     val = ["val_acc_mean", "val_acc_std"] if sweep.has_validation else []
-    best = (["best_seed", "best_val_acc", "best_acc", "worst_seed", "worst_val_acc", "worst_acc"] if sweep.has_validation
-            else ["best_seed", "best_acc", "worst_seed", "worst_acc"])
+    best = (
+        ["best_seed", "best_val_acc", "best_acc", "worst_seed", "worst_val_acc", "worst_acc"]
+        if sweep.has_validation
+        else ["best_seed", "best_acc", "worst_seed", "worst_acc"]
+    )
     stationary = []
     if sweep.stationary:
         for when in WHEN:
-            stationary += [f"checked_{when}", *[f"{c}_{when}" for c in KIND_COLUMNS.values()],
-                           *[f"{k}_{when}_median" for k in (*POINT_KEYS, "lambda_ratio")]]
-    return [*_settings_columns(sweep), "seeds", "selected_on", *val, "test_acc_mean", "test_acc_std", "test_acc_min", "test_acc_max",
-            "train_cost_mean", "train_cost_std", *best, "diverged", "diverged_frac", "chance_frac", *stationary,
-            *sweep.minima_cols, "status", "failed_networks", "jobs", "error"]
+            stationary += [
+                f"checked_{when}",
+                *[f"{c}_{when}" for c in KIND_COLUMNS.values()],
+                *[f"{k}_{when}_median" for k in (*POINT_KEYS, "lambda_ratio")],
+            ]
+    return [
+        *_settings_columns(sweep),
+        "seeds",
+        "selected_on",
+        *val,
+        "test_acc_mean",
+        "test_acc_std",
+        "test_acc_min",
+        "test_acc_max",
+        "train_cost_mean",
+        "train_cost_std",
+        *best,
+        "diverged",
+        "diverged_frac",
+        "chance_frac",
+        *stationary,
+        *sweep.minima_cols,
+        "status",
+        "failed_networks",
+        "jobs",
+        "error",
+    ]
 
 
 def write_report_csv(path: str, sweep: Sweep) -> None:
@@ -632,8 +702,9 @@ def _lr_str(lr) -> str:
 
 
 def _md_table(head: list[str], lines: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
-                      *("| " + " | ".join(cells) + " |" for cells in lines)])
+    return "\n".join(
+        ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|", *("| " + " | ".join(cells) + " |" for cells in lines)]
+    )
 
 
 def _pm(mean: float, std: float, scale: float, fmt: str) -> str:
@@ -655,9 +726,24 @@ def markdown_table(sweep: Sweep) -> str:
     """Every configuration: report.md's main table (also printed)."""
     md_minima = [k for k in sweep.minima_cols if k in MD_MINIMA]
     split_name = "val" if sweep.split == "validation" else "test"
-    head = ["activation", "hidden", "batch", *sweep.extras, "lr", "seeds", *(["val acc % (mean ± std)"] if sweep.has_validation else []),
-            "test acc % (mean ± std)", "train cost (mean ± std)", f"best seed ({split_name})", f"worst seed ({split_name})", "diverged",
-            "at chance", *(["at a minimum (polished)"] if sweep.stationary else []), *[MD_MINIMA[k] for k in md_minima], "status"]
+    head = [
+        "activation",
+        "hidden",
+        "batch",
+        *sweep.extras,
+        "lr",
+        "seeds",
+        *(["val acc % (mean ± std)"] if sweep.has_validation else []),
+        "test acc % (mean ± std)",
+        "train cost (mean ± std)",
+        f"best seed ({split_name})",
+        f"worst seed ({split_name})",
+        "diverged",
+        "at chance",
+        *(["at a minimum (polished)"] if sweep.stationary else []),
+        *[MD_MINIMA[k] for k in md_minima],
+        "status",
+    ]
     return _md_table(head, [_table_cells(r, sweep, md_minima) for r in sweep.rows])
 
 
@@ -670,11 +756,20 @@ def _table_cells(r: dict, sweep: Sweep, md_minima: list[str]) -> list[str]:
         return [*_settings_cells(r, sweep.extras), seeds, *["—"] * (6 + sweep.has_validation + sweep.stationary + len(md_minima)), status]
     val = [_pm(r["val_acc_mean"], r["val_acc_std"], 100, ".2f")] if sweep.has_validation else []
     at_min = [f"{r['minima_polished']}/{r['checked_polished']}"] if sweep.stationary else []
-    return [*_settings_cells(r, sweep.extras), str(r["seeds"]), *val,
-            _pm(r["test_acc_mean"], r["test_acc_std"], 100, ".2f").replace("—", "diverged"),
-            _pm(r["train_cost_mean"], r["train_cost_std"], 1, ".4f").replace("—", "diverged"),
-            _seed_cell(r, "best", sweep.split), _seed_cell(r, "worst", sweep.split), f"{r['diverged']}/{r['seeds']}",
-            f"{round(r['chance_frac'] * r['seeds'])}/{r['seeds']}", *at_min, *[_num(r.get(k), ".3g") for k in md_minima], status]
+    return [
+        *_settings_cells(r, sweep.extras),
+        str(r["seeds"]),
+        *val,
+        _pm(r["test_acc_mean"], r["test_acc_std"], 100, ".2f").replace("—", "diverged"),
+        _pm(r["train_cost_mean"], r["train_cost_std"], 1, ".4f").replace("—", "diverged"),
+        _seed_cell(r, "best", sweep.split),
+        _seed_cell(r, "worst", sweep.split),
+        f"{r['diverged']}/{r['seeds']}",
+        f"{round(r['chance_frac'] * r['seeds'])}/{r['seeds']}",
+        *at_min,
+        *[_num(r.get(k), ".3g") for k in md_minima],
+        status,
+    ]
 
 
 def selection_section(sweep: Sweep) -> list[str]:
@@ -684,22 +779,42 @@ def selection_section(sweep: Sweep) -> list[str]:
         return []
     on_val = sweep.split == "validation"
     title = "## Selected on validation" if on_val else "## Selected on test (no validation split: chosen on test)"
-    text = ("For each activation and hidden layers, the configuration (batch, η) with the best mean validation accuracy over its "
-            "seeds; the test set played no part in the choice, and is read only here, for the chosen one."
-            if on_val else "The jobs held out no validation images (`data.validation=0`): "
-            "each configuration below is the best on the test set itself, so its test accuracy is optimistic.")
-    text += (" Mean ± sample std over the networks that did not diverge; a configuration where a network diverged is chosen "
-             "only when every one has one.")
-    head = ["activation", "hidden", *sweep.extras, "batch, η", "seeds (not diverged)", *(["validation acc %"] if on_val else []),
-            "test acc % (min–max)", "train cost", *(["at a minimum (polished)"] if sweep.stationary else [])]
+    text = (
+        "For each activation and hidden layers, the configuration (batch, η) with the best mean validation accuracy over its "
+        "seeds; the test set played no part in the choice, and is read only here, for the chosen one."
+        if on_val
+        else "The jobs held out no validation images (`data.validation=0`): "
+        "each configuration below is the best on the test set itself, so its test accuracy is optimistic."
+    )
+    text += (
+        " Mean ± sample std over the networks that did not diverge; a configuration where a network diverged is chosen "
+        "only when every one has one."
+    )
+    head = [
+        "activation",
+        "hidden",
+        *sweep.extras,
+        "batch, η",
+        "seeds (not diverged)",
+        *(["validation acc %"] if on_val else []),
+        "test acc % (min–max)",
+        "train cost",
+        *(["at a minimum (polished)"] if sweep.stationary else []),
+    ]
     lines = []
     for r in chosen:
         test = f"{_pm(r['test_acc_mean'], r['test_acc_std'], 100, '.2f')} ({100 * r['test_acc_min']:.2f}–{100 * r['test_acc_max']:.2f})"
-        lines.append([*_settings_cells(r, sweep.extras, batch=False, lr=False), f"{r['batch_size']}, {_lr_str(r['learning_rate'])}",
-                      f"{r['seeds'] - r['diverged']}/{r['seeds']}",
-                      *([_pm(r["val_acc_mean"], r["val_acc_std"], 100, ".2f")] if on_val else []),
-                      test, _pm(r["train_cost_mean"], r["train_cost_std"], 1, ".4f"),
-                      *([f"{r['minima_polished']}/{r['checked_polished']}"] if sweep.stationary else [])])
+        lines.append(
+            [
+                *_settings_cells(r, sweep.extras, batch=False, lr=False),
+                f"{r['batch_size']}, {_lr_str(r['learning_rate'])}",
+                f"{r['seeds'] - r['diverged']}/{r['seeds']}",
+                *([_pm(r["val_acc_mean"], r["val_acc_std"], 100, ".2f")] if on_val else []),
+                test,
+                _pm(r["train_cost_mean"], r["train_cost_std"], 1, ".4f"),
+                *([f"{r['minima_polished']}/{r['checked_polished']}"] if sweep.stationary else []),
+            ]
+        )
     return [title, "", text, "", _md_table(head, lines), ""]
 
 
@@ -719,14 +834,24 @@ def differences_section(sweep: Sweep, diffs: list[dict]) -> list[str]:
         return []
     present = [d for d in DIFFERENCES if d[0] in diffs[0]]
     head = ["hidden", "batch", *sweep.extras, "η", *[h for _, h, _, _, _ in present]]
-    lines = [[_hidden_str(d["hidden"]), str(d["batch_size"]), *[str(d.get(k)) for k in sweep.extras], _lr_str(d["learning_rate"]),
-              *[_interval(d[key], scale, fmt) for key, _, scale, fmt, _ in present]] for d in diffs]
-    text = ("Sigmoid minus ReLU, each pair of networks trained with the same seed (the same data order and the same draw of "
-            "the initialization) at the same hidden layers, batch size and η: mean difference [95% percentile bootstrap "
-            "interval of the mean, 10,000 resamples of the seeds] (pairs used). A pair is dropped when either network diverged "
-            "or has no value, and for accuracy, sharpness and seed barrier also when either is at chance "
-            f"(test accuracy < {100 * CHANCE:.0f}%): the count is given. Accuracies in percentage points; sharpness at the "
-            "polished point where the jobs polished. Also in differences.csv.")
+    lines = [
+        [
+            _hidden_str(d["hidden"]),
+            str(d["batch_size"]),
+            *[str(d.get(k)) for k in sweep.extras],
+            _lr_str(d["learning_rate"]),
+            *[_interval(d[key], scale, fmt) for key, _, scale, fmt, _ in present],
+        ]
+        for d in diffs
+    ]
+    text = (
+        "Sigmoid minus ReLU, each pair of networks trained with the same seed (the same data order and the same draw of "
+        "the initialization) at the same hidden layers, batch size and η: mean difference [95% percentile bootstrap "
+        "interval of the mean, 10,000 resamples of the seeds] (pairs used). A pair is dropped when either network diverged "
+        "or has no value, and for accuracy, sharpness and seed barrier also when either is at chance "
+        f"(test accuracy < {100 * CHANCE:.0f}%): the count is given. Accuracies in percentage points; sharpness at the "
+        "polished point where the jobs polished. Also in differences.csv."
+    )
     return ["## Sigmoid − ReLU at equal settings", "", text, "", _md_table(head, lines), ""]
 
 
@@ -742,14 +867,19 @@ def minima_section(sweep: Sweep) -> list[str]:
     for r in (r for r in sweep.rows if r["checked_sgd"] or r["checked_polished"]):
         cells = [*_settings_cells(r, sweep.extras), str(max(r["checked_sgd"], r["checked_polished"]))]
         for when in WHEN:
-            cells += [" / ".join(str(r[f"{c}_{when}"]) for c in KIND_COLUMNS.values()), _num(r[f"grad_norm_{when}_median"], ".2g"),
-                      _num(r[f"lambda_ratio_{when}_median"], ".2g")]
+            cells += [
+                " / ".join(str(r[f"{c}_{when}"]) for c in KIND_COLUMNS.values()),
+                _num(r[f"grad_norm_{when}_median"], ".2g"),
+                _num(r[f"lambda_ratio_{when}_median"], ".2g"),
+            ]
         lines.append(cells)
-    text = ("Every network that did not diverge, checked at the end of SGD and again after the full-batch L-BFGS polish "
-            f"(`minima.kind`, tol = `train.polish_tol` = {', '.join(f'{t:g}' for t in tols) or '?'}): a *minimum* has ‖∇C‖ ≤ tol and "
-            "λ_min ≥ −tol·λ_max, a *saddle* ‖∇C‖ ≤ tol with more negative curvature, *descending* ‖∇C‖ > tol. ‖∇C‖ and the "
-            "Hessian's extreme eigenvalues are of the cost over the whole training split; medians over the checked networks. "
-            "report.csv has the medians of λ_min and λ_max too; networks.csv every network's numbers.")
+    text = (
+        "Every network that did not diverge, checked at the end of SGD and again after the full-batch L-BFGS polish "
+        f"(`minima.kind`, tol = `train.polish_tol` = {', '.join(f'{t:g}' for t in tols) or '?'}): a *minimum* has ‖∇C‖ ≤ tol and "
+        "λ_min ≥ −tol·λ_max, a *saddle* ‖∇C‖ ≤ tol with more negative curvature, *descending* ‖∇C‖ > tol. ‖∇C‖ and the "
+        "Hessian's extreme eigenvalues are of the cost over the whole training split; medians over the checked networks. "
+        "report.csv has the medians of λ_min and λ_max too; networks.csv every network's numbers."
+    )
     return ["## Minima that are checked", "", text, "", _md_table(head, lines), ""]
 
 
@@ -777,18 +907,24 @@ def _intro(root: str, sweep: Sweep) -> list[str]:
 
 def _table_section(sweep: Sweep, table: str) -> list[str]:
     split = "validation" if sweep.split == "validation" else "test"
-    out = ["## All configurations", "",
-           "Per configuration: accuracies and final train cost are mean ± sample std over the networks that did not "
-           "diverge (a diverged network keeps its last finite parameters, so its numbers are not a result); best/worst "
-           f"seed by {split} accuracy; *diverged*: networks whose cost or parameter norm blew up; *at chance*: networks "
-           f"(diverged included) below {100 * CHANCE:.0f}% test accuracy, i.e. that did not learn (at a large learning "
-           "rate usually a collapse to all-zero outputs, cost 1.0)."]
+    out = [
+        "## All configurations",
+        "",
+        "Per configuration: accuracies and final train cost are mean ± sample std over the networks that did not "
+        "diverge (a diverged network keeps its last finite parameters, so its numbers are not a result); best/worst "
+        f"seed by {split} accuracy; *diverged*: networks whose cost or parameter norm blew up; *at chance*: networks "
+        f"(diverged included) below {100 * CHANCE:.0f}% test accuracy, i.e. that did not learn (at a large learning "
+        "rate usually a collapse to all-zero outputs, cost 1.0).",
+    ]
     if sweep.minima_cols:
-        out += ["", "Minima columns (`landscape.analyze_group`, mean over the surviving seeds): sharpness = top Hessian "
-                "eigenvalue on a training subset (Lanczos); sharpness·η (GD is unstable above 2); λ_min = the smallest "
-                "eigenvalue (< 0: not yet a minimum); saturated/dead "
-                "= fraction of hidden units stuck; init_barrier = cost rise along the straight path from the "
-                "initialization; seed_barrier = rise above the line between this minimum and the next seed's."]
+        out += [
+            "",
+            "Minima columns (`landscape.analyze_group`, mean over the surviving seeds): sharpness = top Hessian "
+            "eigenvalue on a training subset (Lanczos); sharpness·η (GD is unstable above 2); λ_min = the smallest "
+            "eigenvalue (< 0: not yet a minimum); saturated/dead "
+            "= fraction of hidden units stuck; init_barrier = cost rise along the straight path from the "
+            "initialization; seed_barrier = rise above the line between this minimum and the next seed's.",
+        ]
     return out + ["", table, ""]
 
 
@@ -820,8 +956,9 @@ def write_markdown(path: str, root: str, sweep: Sweep, table: str, diffs: list[d
 def _panels(rows: list[dict]):
     """(batch sizes, hidden configs) of the grid of panels, in table order."""
     batches = sorted({r["batch_size"] for r in rows if r["batch_size"] is not None}, key=_batch_order)
-    hiddens = sorted({r["hidden"] for r in rows if r["hidden"] is not None},
-                     key=lambda h: (min(r["_params"] for r in rows if r["hidden"] == h), str(h)))
+    hiddens = sorted(
+        {r["hidden"] for r in rows if r["hidden"] is not None}, key=lambda h: (min(r["_params"] for r in rows if r["hidden"] == h), str(h))
+    )
     return batches, hiddens
 
 
@@ -907,8 +1044,17 @@ class _Grid:
             return
         color = self.use(key) if key else "r"
         xs = x0 * 10 ** ((self.offset[key] if key else 0.0) + self.rng.uniform(-0.015, 0.015, count))
-        ax.plot(xs, [y] * count, marker, ls="", color=color, mfc="none" if marker == "v" else color, ms=6,
-                transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.plot(
+            xs,
+            [y] * count,
+            marker,
+            ls="",
+            color=color,
+            mfc="none" if marker == "v" else color,
+            ms=6,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )
         self.mark(label, {"marker": marker, "ls": "", "color": "gray" if key else "r", "mfc": "none" if marker == "v" else None})
 
     def median(self, ax, xs: list[float], ys: list[float], key: str) -> None:
@@ -964,8 +1110,14 @@ def _plot_accuracy(grid: _Grid, plotted: list[dict], split: str) -> tuple[str, s
             grid.edge(ax, r["learning_rate"], int(r["status"] == "failed"), 1.0, "s", "failed job (top edge)")
             alive = [n for n in _alive(r["_nets"]) if _finite(n.get(key))]
             grid.points(ax, r["learning_rate"], [100 * n[key] for n in alive if not n["at_chance"]], k)
-            grid.points(ax, r["learning_rate"], [100 * n[key] for n in alive if n["at_chance"]], k, hollow=True,
-                        label=f"at chance (test < {100 * CHANCE:.0f}%), at its value")
+            grid.points(
+                ax,
+                r["learning_rate"],
+                [100 * n[key] for n in alive if n["at_chance"]],
+                k,
+                hollow=True,
+                label=f"at chance (test < {100 * CHANCE:.0f}%), at its value",
+            )
             grid.edge(ax, r["learning_rate"], r["diverged"], 0.0, "x", "diverged (bottom edge)", k)
             if alive:
                 med_x.append(r["learning_rate"])
@@ -976,9 +1128,11 @@ def _plot_accuracy(grid: _Grid, plotted: list[dict], split: str) -> tuple[str, s
         ax.set_ylim(0, 100)
         ax.axhline(10, color="gray", lw=0.8, ls=":")
     name = grid.save(fig, axes, "accuracy_vs_lr.png", "learning rate η", f"{split} accuracy %")
-    return name, (f"final {split} accuracy of every network (one dot per seed, jittered in η) and the median over the "
-                  "seeds that did not diverge, per batch size and hidden layers; hollow: at chance, drawn at its value; "
-                  "x on the bottom edge: diverged (no value).")
+    return name, (
+        f"final {split} accuracy of every network (one dot per seed, jittered in η) and the median over the "
+        "seeds that did not diverge, per batch size and hidden layers; hollow: at chance, drawn at its value; "
+        "x on the bottom edge: diverged (no value)."
+    )
 
 
 def _plot_learning_curves(grid: _Grid, plotted: list[dict], sweep: Sweep) -> tuple[str, str]:
@@ -1009,8 +1163,10 @@ def _plot_learning_curves(grid: _Grid, plotted: list[dict], sweep: Sweep) -> tup
         ax.yaxis.set_minor_formatter("{x:g}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     name = grid.save(fig, axes, "learning_curves.png", "epoch", f"{split} error % (log)")
-    return name, (f"{split} error (100 − accuracy, %, log scale) per epoch at the η chosen on {split} for each activation, "
-                  "batch size and hidden layers: one thin line per seed, thick: the median; a diverged network's line stops.")
+    return name, (
+        f"{split} error (100 − accuracy, %, log scale) per epoch at the η chosen on {split} for each activation, "
+        "batch size and hidden layers: one thin line per seed, thick: the median; a diverged network's line stops."
+    )
 
 
 def _plot_cost_spread(grid: _Grid, plotted: list[dict]) -> tuple[str, str]:
@@ -1021,15 +1177,23 @@ def _plot_cost_spread(grid: _Grid, plotted: list[dict]) -> tuple[str, str]:
         grid.edge(ax, lr, int(r["status"] == "failed"), 1.0, "s", "failed job (top edge)")
         alive = [n for n in _alive(r["_nets"]) if _finite(n.get("train_cost"))]
         grid.points(ax, lr, [float(n["train_cost"]) for n in alive if not n["at_chance"]], k)
-        grid.points(ax, lr, [float(n["train_cost"]) for n in alive if n["at_chance"]], k, hollow=True,
-                    label=f"at chance (test < {100 * CHANCE:.0f}%)")
+        grid.points(
+            ax,
+            lr,
+            [float(n["train_cost"]) for n in alive if n["at_chance"]],
+            k,
+            hollow=True,
+            label=f"at chance (test < {100 * CHANCE:.0f}%)",
+        )
         grid.edge(ax, lr, r["diverged"], 1.0, "x", "diverged (top edge)", k)
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_yscale("log")
     name = grid.save(fig, axes, "cost_spread.png", "learning rate η", "final train cost")
-    return name, ("final train cost of every network against η (one dot per seed); hollow: at chance (test accuracy "
-                  f"< {100 * CHANCE:.0f}%); x on the top edge: diverged; red square: a failed job.")
+    return name, (
+        "final train cost of every network against η (one dot per seed); hollow: at chance (test accuracy "
+        f"< {100 * CHANCE:.0f}%); x on the top edge: diverged; red square: a failed job."
+    )
 
 
 def _sharpness_nets(nets: list[dict], excluded: collections.Counter) -> list[dict]:
@@ -1081,9 +1245,11 @@ def _plot_sharpness_vs_lr(grid: _Grid, plotted: list[dict]) -> tuple[str, str]:
     grid.mark("2/η (GD's stability edge)", {"color": "gray", "ls": "--", "lw": 0.8})
     fig.suptitle(f"sharpness (top Hessian eigenvalue) of every network; {_excluded(excluded)}", fontsize=9)
     name = grid.save(fig, axes, "sharpness_vs_lr.png", "learning rate η", "sharpness")
-    return name, ("sharpness (top Hessian eigenvalue of the training cost, at the polished point where polished) of every "
-                  "network against η, both activations on the same axes, one dot per seed and the median; dashed: 2/η; "
-                  f"networks at chance or diverged left out ({_excluded(excluded)}).")
+    return name, (
+        "sharpness (top Hessian eigenvalue of the training cost, at the polished point where polished) of every "
+        "network against η, both activations on the same axes, one dot per seed and the median; dashed: 2/η; "
+        f"networks at chance or diverged left out ({_excluded(excluded)})."
+    )
 
 
 def _cost_at_sharpness(n: dict) -> Any:
@@ -1103,17 +1269,20 @@ def _plot_sharpness_vs_cost(grid: _Grid, plotted: list[dict]) -> tuple[str, str]
             continue
         k, b = _line_key(r, grid.extras), grid.batches.index(r["batch_size"])
         marker = BATCH_MARKERS[b % len(BATCH_MARKERS)]
-        axes[0][grid.hiddens.index(r["hidden"])].plot([_cost_at_sharpness(n) for n in drawn], [n["sharpness"] for n in drawn], marker,
-                                                      ls="", color=grid.use(k), ms=4, alpha=0.7)
+        axes[0][grid.hiddens.index(r["hidden"])].plot(
+            [_cost_at_sharpness(n) for n in drawn], [n["sharpness"] for n in drawn], marker, ls="", color=grid.use(k), ms=4, alpha=0.7
+        )
         grid.mark(f"batch {r['batch_size']}", {"marker": marker, "ls": "", "color": "gray"})
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_yscale("log")
     fig.suptitle(f"sharpness against final train cost, every network; {_excluded(excluded)}", fontsize=9)
     name = grid.save(fig, axes, "sharpness_vs_cost.png", "final train cost (polished where polished)", "sharpness")
-    return name, ("sharpness against the final train cost at the same point (log–log), one marker per network, colour: "
-                  "activation, marker: batch size, one panel per hidden layers: networks of equal cost compared; networks "
-                  f"at chance or diverged, and those without a positive value, left out ({_excluded(excluded)}).")
+    return name, (
+        "sharpness against the final train cost at the same point (log–log), one marker per network, colour: "
+        "activation, marker: batch size, one panel per hidden layers: networks of equal cost compared; networks "
+        f"at chance or diverged, and those without a positive value, left out ({_excluded(excluded)})."
+    )
 
 
 def _plot_sharpness_vs_batch(grid: _Grid, plotted: list[dict]) -> tuple[str, str]:
@@ -1134,9 +1303,11 @@ def _plot_sharpness_vs_batch(grid: _Grid, plotted: list[dict]) -> tuple[str, str
         ax.minorticks_off()
     fig.suptitle(f"sharpness against batch size at each η; {_excluded(excluded)}", fontsize=9)
     name = grid.save(fig, axes, "sharpness_vs_batch.png", "batch size", "sharpness")
-    return name, ("sharpness against batch size (full: the whole training split) at each η and hidden layers, both "
-                  "activations, one dot per seed and the median; networks at chance or diverged left out "
-                  f"({_excluded(excluded)}).")
+    return name, (
+        "sharpness against batch size (full: the whole training split) at each η and hidden layers, both "
+        "activations, one dot per seed and the median; networks at chance or diverged left out "
+        f"({_excluded(excluded)})."
+    )
 
 
 def _curves(jobs: list[dict], extras: list[str], split: str) -> dict:
@@ -1191,11 +1362,22 @@ def report(root: str, quiet: bool = False) -> dict:
         failed = [j for j in jobs if j["status"] == "failed"]
         for j in failed:
             print(f"FAILED job {j['name']}: {j['reason']}")
-        print(f"report: {len(jobs)} jobs ({len(failed)} failed), {len(sweep.rows)} configurations, {len(sweep.nets)} networks, "
-              f"choices on {sweep.split} -> {os.path.join(root, 'report.md')}, report.csv, networks.csv"
-              + (", differences.csv" if diffs else "") + (", " + ", ".join(pngs) if pngs else ""))
-    return {"jobs": jobs, "rows": sweep.rows, "pngs": pngs, "extras": sweep.extras, "minima_cols": sweep.minima_cols,
-            "sweep": sweep, "differences": diffs, "legends": legends}
+        print(
+            f"report: {len(jobs)} jobs ({len(failed)} failed), {len(sweep.rows)} configurations, {len(sweep.nets)} networks, "
+            f"choices on {sweep.split} -> {os.path.join(root, 'report.md')}, report.csv, networks.csv"
+            + (", differences.csv" if diffs else "")
+            + (", " + ", ".join(pngs) if pngs else "")
+        )
+    return {
+        "jobs": jobs,
+        "rows": sweep.rows,
+        "pngs": pngs,
+        "extras": sweep.extras,
+        "minima_cols": sweep.minima_cols,
+        "sweep": sweep,
+        "differences": diffs,
+        "legends": legends,
+    }
 
 
 try:
@@ -1216,15 +1398,19 @@ class ReportCallback(Callback):
         try:
             report(sweep_dir)
         except Exception as e:  # the sweep itself is done; its results are on disk
-            print(f"report: could not write the report for {sweep_dir}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                  file=sys.stderr)
+            print(
+                f"report: could not write the report for {sweep_dir}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m mlpjax.report DIR   (a sweep dir of mlpjax.train, e.g. multirun/2025-01-01/12-00-00)",
-              file=sys.stderr if len(argv) != 1 else sys.stdout)
+        print(
+            "usage: python -m mlpjax.report DIR   (a sweep dir of mlpjax.train, e.g. multirun/2025-01-01/12-00-00)",
+            file=sys.stderr if len(argv) != 1 else sys.stdout,
+        )
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
         report(argv[0])

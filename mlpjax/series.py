@@ -182,8 +182,7 @@ def gradient_magnitudes(
         "norm": float(np.linalg.norm(g_P)),
         "ratio_max_to_median": float(g_P.max() / median) if median > 0 else math.inf,
         "per_param": [
-            {"param": n, "mean": float(a.mean()), "median": float(np.median(a)), "max": float(a.max())}
-            for n, a in zip(names, arrays)
+            {"param": n, "mean": float(a.mean()), "median": float(np.median(a)), "max": float(a.max())} for n, a in zip(names, arrays)
         ],
         "weights": _magnitudes(np.concatenate([a.ravel() for a in arrays[0::2]])),
         "biases": _magnitudes(np.concatenate([a.ravel() for a in arrays[1::2]])),
@@ -194,7 +193,13 @@ def gradient_magnitudes(
 
 
 def _magnitudes(g: np.ndarray) -> dict:
-    return {"count": int(g.size), "mean": float(g.mean()), "median": float(np.median(g)), "max": float(g.max()), "zero": int((g == 0).sum())}
+    return {
+        "count": int(g.size),
+        "mean": float(g.mean()),
+        "median": float(np.median(g)),
+        "max": float(g.max()),
+        "zero": int((g == 0).sum()),
+    }
 
 
 def _zero_reasons(params: model.Params, x_NxD: np.ndarray, abs_grads: list[np.ndarray], activation: str) -> dict:
@@ -279,9 +284,7 @@ def dream(
     key = jax.random.key(0) if key is None else key
     digits = [int(d) for d in np.atleast_1d(digits)]
     B = len(digits)
-    starts_SxD = jnp.concatenate(
-        [jnp.zeros((1, D)), jnp.full((1, D), 0.5), jax.random.uniform(key, (noise_starts, D))]
-    ).astype(jnp.float32)
+    starts_SxD = jnp.concatenate([jnp.zeros((1, D)), jnp.full((1, D), 0.5), jax.random.uniform(key, (noise_starts, D))]).astype(jnp.float32)
     start_names = ["black", "gray"] + [f"noise {i}" for i in range(noise_starts)]
     S = starts_SxD.shape[0]
     # Every (start, digit) pair as one row: row s·B + b is digit b from start s.
@@ -465,9 +468,13 @@ def run_noise(run: Run, mnist, out_dir: str) -> dict:
     for col, (name, title) in enumerate([("noise", "10,000 uniform-noise images"), ("digits", "test digits")]):
         d = result[name]
         axes[0, col].bar(edges[:-1], d["top_fractions"], width=np.diff(edges), align="edge", edgecolor="white")
-        axes[0, col].set(title=f"{title}: top output (mean {d['mean_top']:.2f})", xlabel="top output", ylabel="fraction of images", xlim=(0, 1))
+        axes[0, col].set(
+            title=f"{title}: top output (mean {d['mean_top']:.2f})", xlabel="top output", ylabel="fraction of images", xlim=(0, 1)
+        )
         axes[1, col].bar(range(len(d["class_fractions"])), d["class_fractions"], color="tab:orange")
-        axes[1, col].set(title=f"{title}: predicted digit", xlabel="digit", ylabel="fraction of images", xticks=range(len(d["class_fractions"])))
+        axes[1, col].set(
+            title=f"{title}: predicted digit", xlabel="digit", ylabel="fraction of images", xticks=range(len(d["class_fractions"]))
+        )
     fig.suptitle(run.label())
     numbers = {"run": run.dir, "network": run.network, "output": run.output} | result
     _write(out_dir, "noise", fig, numbers)
@@ -510,9 +517,14 @@ def run_weights(runs: list[Run], out_dir: str) -> dict:
         sub.colorbar(im, ax=list(axes), shrink=0.6)
         sub.suptitle(f"{run.label()}\nW1 − W1 at initialization")
         stats, moved = weight_stats(w), weight_stats(change)
-        numbers["runs"].append({"run": run.dir, "network": run.network, "activation": run.activation} | stats
-                               | {f"change_{k}": v for k, v in moved.items() if k != "hidden"})
-        rows.append([run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], moved["center_mean_abs"], moved["border_mean_abs"]])
+        numbers["runs"].append(
+            {"run": run.dir, "network": run.network, "activation": run.activation}
+            | stats
+            | {f"change_{k}": v for k, v in moved.items() if k != "hidden"}
+        )
+        rows.append(
+            [run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], moved["center_mean_abs"], moved["border_mean_abs"]]
+        )
     _write(out_dir, "weights", fig, numbers)
     print(_table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "border", "mean |w − w0| centre", "border"]))
     return numbers
@@ -529,8 +541,20 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
     edges = np.logspace(math.floor(math.log10(positive.min())), math.ceil(math.log10(positive.max())), 41)
     for stage, r in results.items():
         g = r["abs_grads_P"]
-        ax_hist.hist(g[g > 0], edges, weights=np.full((g > 0).sum(), 1 / g.size), histtype="step", linewidth=1.5, label=f"{stage} (median {r['median']:.2g})")
-    ax_hist.set(xscale="log", xlabel="|∂C/∂w|", ylabel="fraction of parameters", title=f"all {results['final']['abs_grads_P'].size:,} parameters, {x_NxD.shape[0]:,} training images")
+        ax_hist.hist(
+            g[g > 0],
+            edges,
+            weights=np.full((g > 0).sum(), 1 / g.size),
+            histtype="step",
+            linewidth=1.5,
+            label=f"{stage} (median {r['median']:.2g})",
+        )
+    ax_hist.set(
+        xscale="log",
+        xlabel="|∂C/∂w|",
+        ylabel="fraction of parameters",
+        title=f"all {results['final']['abs_grads_P'].size:,} parameters, {x_NxD.shape[0]:,} training images",
+    )
     ax_hist.legend()
     for ax, (stage, r) in zip(ax_maps, results.items()):
         im = ax.imshow(r["first_layer_sum_D"].reshape(28, 28), cmap="magma")
@@ -543,7 +567,13 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
         numbers[stage] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items() if k != "abs_grads_P"}
         numbers[stage]["first_layer_sum_28x28"] = np.asarray(numbers[stage].pop("first_layer_sum_D")).reshape(28, 28).tolist()
     _write(out_dir, "gradients", fig, numbers)
-    keys = [("median", "median |∂C/∂w|"), ("max", "max |∂C/∂w|"), ("ratio_max_to_median", "max / median"), ("norm", "‖∇C‖"), ("zero_fraction", "fraction exactly 0")]
+    keys = [
+        ("median", "median |∂C/∂w|"),
+        ("max", "max |∂C/∂w|"),
+        ("ratio_max_to_median", "max / median"),
+        ("norm", "‖∇C‖"),
+        ("zero_fraction", "fraction exactly 0"),
+    ]
     rows = [[label, results["init"][k], results["final"][k]] for k, label in keys]
     for part in ("weights", "biases"):
         rows += [[f"{part}: {k} |∂C/∂·|", results["init"][part][k], results["final"][part][k]] for k in ("median", "max")]
@@ -565,12 +595,17 @@ def run_dream(run: Run, out_dir: str) -> dict:
         ax.set_title(f"{d}: {conf:.3f}")
         ax.set_axis_off()
     fig.suptitle(f"{run.label()}: the input that makes each output surest (output shown)")
-    numbers = {"run": run.dir, "network": run.network} | {
-        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()
-    }
+    numbers = {"run": run.dir, "network": run.network} | {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()}
     _write(out_dir, "dream", fig, numbers)
     rows = [
-        [str(d), result["start"][b], result["target_start"][b], result["target"][b], str(result["predicted"][b]), float(np.sort(result["confidence_BxK"][b])[-2])]
+        [
+            str(d),
+            result["start"][b],
+            result["target_start"][b],
+            result["target"][b],
+            str(result["predicted"][b]),
+            float(np.sort(result["confidence_BxK"][b])[-2]),
+        ]
         for b, d in enumerate(result["digits"])
     ]
     print(_table(rows, ["digit", "best start", "output at start", "output at end", "predicted", "next highest output"]))
@@ -626,6 +661,7 @@ def run(argv: list[str]) -> None:
             run_gradients(run, mnist, out_dir)
         else:
             run_dream(run, out_dir)
+
 
 if __name__ == "__main__":
     sys.exit(main())

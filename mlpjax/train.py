@@ -210,7 +210,9 @@ def init_groups(plan: Plan, programs: list[Program]) -> list[fit.Group]:
 
 def init_networks(spec: fit.Spec, networks: list[Network]) -> fit.Group:
     """`networks` as they start, each with its own seed, scheme and learning rate."""
-    return fit.init_group(spec, [n.init for n in networks], np.array([n.seed for n in networks]), np.array([n.learning_rate for n in networks]))
+    return fit.init_group(
+        spec, [n.init for n in networks], np.array([n.seed for n in networks]), np.array([n.learning_rate for n in networks])
+    )
 
 
 def init_or_resume(plan: Plan, programs: list[Program], ckpt_dir: str) -> tuple[list[fit.Group], int]:
@@ -249,7 +251,9 @@ def train_epoch(plan: Plan, programs: list[Program], groups: list[fit.Group], ar
     return new_groups, step_metrics
 
 
-def epoch_metrics(plan: Plan, programs: list[Program], groups: list[fit.Group], step_metrics: list[dict], arrays: DeviceData) -> dict[str, np.ndarray]:
+def epoch_metrics(
+    plan: Plan, programs: list[Program], groups: list[fit.Group], step_metrics: list[dict], arrays: DeviceData
+) -> dict[str, np.ndarray]:
     """Per-network numbers after an epoch, each of shape (G,): cost and accuracy on every split,
     the epoch's walk cost, mean |∇C| and parameter norm, and whether the network has diverged."""
     where_G = positions(programs, len(plan.networks))
@@ -316,7 +320,13 @@ SPLIT_METRICS = ("test_accuracy", "test_cost", "validation_accuracy", "validatio
 def polish_and_check(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> model.Params:
     """Polish every surviving network with full-batch L-BFGS (`minima.polish`); record in each entry
     of `models` its `stationary` point after SGD and after the polish. Returns the polished parameters."""
-    x_NxD, y_NxK, act, cst, key = arrays.train.x_NxD, arrays.train.y_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
+    x_NxD, y_NxK, act, cst, key = (
+        arrays.train.x_NxD,
+        arrays.train.y_NxK,
+        plan.spec.activation,
+        plan.spec.cost,
+        jax.random.key(plan.data_seed),
+    )
     before = minima.stationarity(params, x_NxD, y_NxK, act, cst, key)
     polished, steps_G, _ = minima.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol)
     after = minima.stationarity(polished, x_NxD, y_NxK, act, cst, key)
@@ -334,7 +344,14 @@ def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays:
     """Add each network's minima analysis (`landscape.analyze_group`) to its entry of `models`."""
     init = init_networks(plan.spec, list(plan.networks))
     minima_G = landscape.analyze_group(
-        init.params, params, models, arrays.train.x_NxD, arrays.train.y_NxK, plan.spec.activation, plan.spec.cost, jax.random.key(plan.data_seed)
+        init.params,
+        params,
+        models,
+        arrays.train.x_NxD,
+        arrays.train.y_NxK,
+        plan.spec.activation,
+        plan.spec.cost,
+        jax.random.key(plan.data_seed),
     )
     for m, mi in zip(models, minima_G):
         m["minima"] = mi
@@ -399,7 +416,10 @@ def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> None:
             return
         sys.exit(2)
     if all(m["diverged"] for m in summary["models"]):
-        print("error: every network diverged (cost or parameters not finite, or norm past train.diverge_norm); try a smaller optim.lr", file=sys.stderr)
+        print(
+            "error: every network diverged (cost or parameters not finite, or norm past train.diverge_norm); try a smaller optim.lr",
+            file=sys.stderr,
+        )
         if not multirun:
             sys.exit(1)
 

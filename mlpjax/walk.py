@@ -571,5 +571,6 @@ def run(argv: list[str]) -> None:
     print(table(results, settings))
     print(f"wrote {os.path.join(args.out, 'walk')}.png and .json in {numbers['wall_seconds']:.1f} s")
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,8 +26,14 @@ def test_without_network_and_data_folder_one_line_within_seconds(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MNIST_IDX_DIR"} | {"TFDS_DATA_DIR": str(tmp_path / "tfds")}
     t0 = time.perf_counter()
     # A new network namespace: no route and no DNS, as on a cluster node or a laptop on a train.
-    r = subprocess.run(["unshare", "-rn", sys.executable, "-m", "mlpjax.train", "train.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "mlpjax.train", "train.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.perf_counter() - t0
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -44,8 +50,10 @@ def test_parallel_jobs_prepare_the_dataset_once_and_both_read_it(small_idx_dir, 
     # Two sweep jobs starting together into one fresh TFDS_DATA_DIR (joblib, submitit): the second
     # used to fail on tfds's final rename.
     load = f"from mlpjax.data import load_mnist; m = load_mnist({small_idx_dir!r}, {str(tmp_path)!r}); print(m.x_train_NxD.shape[0])"
-    procs = [subprocess.Popen([sys.executable, "-c", load], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", load], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert all(out.strip().splitlines()[-1] == "10000" for out, _ in outs)

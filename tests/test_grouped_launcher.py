@@ -82,8 +82,14 @@ def test_jobs_sort_into_sets_of_one_program():
     def job(num, *overrides):
         return sweep.Job(num, list(overrides), None, f"/s/{num}", config.compose(list(overrides)))
 
-    jobs = [job(0, "seed=1"), job(1, "seed=2", "optim.lr=[0.1,3]", "model.init=he", "train.seeds=2", "train.analyze=true"),
-            job(2, "data.batch_size=10"), job(3, "optim.momentum=0.9"), job(4, "train.epochs=3"), job(5, "optim.lr=0.3", "train.polish=5")]
+    jobs = [
+        job(0, "seed=1"),
+        job(1, "seed=2", "optim.lr=[0.1,3]", "model.init=he", "train.seeds=2", "train.analyze=true"),
+        job(2, "data.batch_size=10"),
+        job(3, "optim.momentum=0.9"),
+        job(4, "train.epochs=3"),
+        job(5, "optim.lr=0.3", "train.polish=5"),
+    ]
     jobs.append(sweep.Job(6, ["optim.lr=-1"], None, "/s/6", None))  # did not validate: trains alone
     assert [[j.num for j in s] for s in sweep.group(jobs)] == [[0, 1, 5], [2], [3], [4]]
     assert [sweep.networks(j.task) for j in jobs[:2]] == [1, 4]
@@ -127,7 +133,9 @@ def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
         trained += 1
         assert gs.keys() == bs.keys() and gs["identity"] == bs["identity"]
         assert (gj / "params").is_dir() and not (gj / "checkpoint").exists()
-        assert [(m["seed"], m["learning_rate"], m["diverged"]) for m in gs["models"]] == [(m["seed"], m["learning_rate"], m["diverged"]) for m in bs["models"]]
+        assert [(m["seed"], m["learning_rate"], m["diverged"]) for m in gs["models"]] == [
+            (m["seed"], m["learning_rate"], m["diverged"]) for m in bs["models"]
+        ]
         if all(m["diverged"] for m in gs["models"]):  # alone it stopped after epoch 1; in its set only the set's end stops it
             assert [m["diverged_epoch"] for m in gs["models"]] == [m["diverged_epoch"] for m in bs["models"]] == [1]
             continue
@@ -220,7 +228,9 @@ def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env
 def test_a_set_whose_jobs_are_complete_has_nothing_to_train(small_env, through_submitit):
     d, _ = through_submitit
     same = ["train.epochs=6", "train.checkpoint_every=1", "data.batch_size=10", f"data.idx_dir={small_env['MNIST_IDX_DIR']}"]
-    jobs = [sweep.Job(n, [], None, str(d / str(n)), config.compose([*o, *same]))
-            for n, o in enumerate([("seed=0", "optim.lr=0.3"), ("seed=0", "optim.lr=1"), ("seed=1", "optim.lr=0.3"), ("seed=1", "optim.lr=1")])]
+    jobs = [
+        sweep.Job(n, [], None, str(d / str(n)), config.compose([*o, *same]))
+        for n, o in enumerate([("seed=0", "optim.lr=0.3"), ("seed=0", "optim.lr=1"), ("seed=1", "optim.lr=0.3"), ("seed=1", "optim.lr=1")])
+    ]
     assert sweep.pending(jobs) == [] and sweep.SetRun(jobs, str(d)).todo == []
     assert sweep.pending([dataclasses.replace(jobs[0], task=config.compose(["train.epochs=7"]))]) != []  # another run

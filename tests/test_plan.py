@@ -1,6 +1,5 @@
 """The plan a config resolves to, the chunks it is cut into, and the command line's overrides."""
 
-
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -1,7 +1,7 @@
 """`hydra/launcher=grouped`: where sets run (`backend`) and, on a cluster, what each set's job asks for.
 
-    python -m mlpjax.train -m seed=0,1,2,3 optim.lr=0.1,0.3,1,3                # one process, sets in turn
-    ... hydra.launcher.backend=submitit_slurm hydra.launcher.partition=gpu       # one SLURM job per set
+python -m mlpjax.train -m seed=0,1,2,3 optim.lr=0.1,0.3,1,3                # one process, sets in turn
+... hydra.launcher.backend=submitit_slurm hydra.launcher.partition=gpu       # one SLURM job per set
 """
 
 from dataclasses import dataclass

@@ -59,7 +59,10 @@ class GroupedLauncher(Launcher):
         log.info(f"Launching {len(jobs)} jobs in {len(sets)} set(s) of one program each, backend {self.backend}")
         set_of = {j.num: k for k, s in enumerate(sets) for j in s}
         for j in jobs:
-            log.info(f"\t#{j.num} : {' '.join(filter_overrides(j.overrides))}  [" + (f"set {set_of[j.num] + 1}]" if j.num in set_of else "alone]"))
+            log.info(
+                f"\t#{j.num} : {' '.join(filter_overrides(j.overrides))}  ["
+                + (f"set {set_of[j.num] + 1}]" if j.num in set_of else "alone]")
+            )
         # A job whose settings do not validate runs alone: its task reports why, as under the basic launcher.
         returns = {j.num: self._run(j, self.task_function) for j in jobs if j.task is None}
         if self.backend == "local":
@@ -80,8 +83,9 @@ class GroupedLauncher(Launcher):
         try:
             out_dir = os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)))
             try:  # the job's own settings, resolved: all but the `hydra` node
-                task = OmegaConf.create({k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                                         for k, v in cfg.items() if k != "hydra"})
+                task = OmegaConf.create(
+                    {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in cfg.items() if k != "hydra"}
+                )
                 config.validate(task)
             except Exception:  # any failure to resolve or validate: the job's own run reports it
                 task = None
@@ -91,8 +95,13 @@ class GroupedLauncher(Launcher):
 
     def _run(self, job, task_function: TaskFunction) -> JobReturn:
         """One job through Hydra's own `run_job`: .hydra files, callbacks, env_set, chdir."""
-        ret = run_job(hydra_context=self.hydra_context, task_function=task_function, config=job.config,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=task_function,
+            config=job.config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
@@ -103,8 +112,11 @@ class GroupedLauncher(Launcher):
         from mlpjax import sweep
 
         params = dict(self.params)
-        executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster=self.backend.removeprefix("submitit_"),
-                                         slurm_max_num_timeout=params.pop("max_num_timeout"))
+        executor = submitit.AutoExecutor(
+            folder=params.pop("submitit_folder"),
+            cluster=self.backend.removeprefix("submitit_"),
+            slurm_max_num_timeout=params.pop("max_num_timeout"),
+        )
         generic = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name", "stderr_to_stdout"}
         executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
         todo = [k for k, s in enumerate(sets) if sweep.pending(s)]
@@ -117,7 +129,9 @@ class GroupedLauncher(Launcher):
             try:
                 returns |= job.results()[0]
             except Exception as e:  # the set's process itself failed (killed, out of memory): its jobs say so
-                returns |= {j.num: _failed(j, f"set {k + 1} (submitit job {job.job_id}) failed: {str(e).strip().splitlines()[-1]}") for j in sets[k]}
+                returns |= {
+                    j.num: _failed(j, f"set {k + 1} (submitit job {job.job_id}) failed: {str(e).strip().splitlines()[-1]}") for j in sets[k]
+                }
         return returns
 
     # ----------------------------------------------------------------- in a set's submitit job

@@ -58,12 +58,18 @@ def optimizer(momentum: float) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=momentum or None)
 
 
+@functools.partial(jax.jit, static_argnames=("sizes", "init"))
+def _init_networks(keys_G, sizes: tuple[int, ...], init: str) -> model.Params:
+    # One compiled program: op by op, the draws of a few layers cost seconds of dispatch on a CPU.
+    return jax.vmap(lambda k: model.init_params(k, list(sizes), init))(keys_G)
+
+
 def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G: np.ndarray) -> Group:
     """G fresh networks: network g starts from `init_params(key(seeds_G[g]), sizes, init)` (or `init[g]`,
     one scheme per network) with learning rate `lrs_G[g]`."""
     keys_G = jax.vmap(jax.random.key)(jnp.asarray(seeds_G, jnp.uint32))
     inits_G = np.array([init] * len(seeds_G) if isinstance(init, str) else list(init))
-    init_some = lambda name, keys: jax.vmap(lambda k: model.init_params(k, list(spec.sizes), name))(keys)
+    init_some = lambda name, keys: _init_networks(keys, tuple(spec.sizes), name)
     schemes = [str(name) for name in dict.fromkeys(inits_G)]
     if len(schemes) == 1:
         params = init_some(schemes[0], keys_G)

@@ -1,7 +1,6 @@
 """The grouped launcher: a sweep's jobs trained in sets of one program, each job's outputs as the basic launcher writes them."""
 
 import dataclasses
-import gzip
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 from mlpjax import config, data, fit, report, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-N_TRAIN, N_TEST = 10_000, 2_000
+N_TRAIN = 10_000  # conftest.SMALL_TRAIN
 # A user's sweep config whose learning rates include one that diverges and one no job may have
 # (hydra.sweeper.params is not checked before Hydra starts, as the command line is): those jobs fail alone.
 BAD_LR_SWEEP = """defaults:
@@ -34,22 +33,11 @@ SWEEP = ["-cn", "bad_lr_sweep", "seed=0,1", "data.batch_size=20000,100", "train.
 LONG = ["seed=0,1", "optim.lr=0.3,1", "data.batch_size=10", "train.epochs=6", "train.checkpoint_every=1"]
 
 
-def _write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="session")
-def small_env(mnist_idx_dir, tmp_path_factory) -> dict:
-    """MNIST_IDX_DIR and TFDS_DATA_DIR of the first 10,000 training and 2,000 test images, prepared once."""
-    idx_dir = tmp_path_factory.mktemp("small_mnist")
-    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-        for name in data.IDX_FILES[split]:
-            _write_idx(idx_dir / name, data.read_idx(os.path.join(mnist_idx_dir, name))[:n])
-    tfds_dir = tmp_path_factory.mktemp("small_tfds")
-    data.load_mnist(str(idx_dir), str(tfds_dir))
-    return {"MNIST_IDX_DIR": str(idx_dir), "TFDS_DATA_DIR": str(tfds_dir)}
+def small_env(train_env) -> dict:
+    """MNIST_IDX_DIR and TFDS_DATA_DIR of the first 10,000 training and 2,000 test images, prepared once
+    (conftest's `train_env`), with the session's compilation cache."""
+    return train_env
 
 
 def _sweep(env, sweep_dir, *args):
@@ -208,7 +196,10 @@ def test_submitit_local_runs_one_job_per_set(through_submitit):
 def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env, through_submitit, tmp_path):
     whole, _ = through_submitit
     cmd = [sys.executable, "-m", "mlpjax.train", "-m", *LONG, f"hydra.sweep.dir={tmp_path}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ) | small_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # It reads the session's compiled programs and writes none: a cache file cut short by the kill
+    # would be read back by later runs.
+    env = dict(os.environ) | small_env | {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1e9"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not [p for p in tmp_path.glob(".sets/*/*") if p.name.isdigit()]:  # the set's first checkpoint
         time.sleep(0.01)

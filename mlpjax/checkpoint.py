@@ -21,7 +21,16 @@ def save_params(path: str, params: model.Params) -> None:
 def load_params(path: str) -> model.Params:
     """Read back what `save_params` wrote, as the same list of `(W, b)` tuples."""
     with quiet(), ocp.StandardCheckpointer() as ckpt:
-        tree = ckpt.restore(os.path.abspath(path))
+        path = os.path.abspath(path)
+        # Onto this process's first device, whatever devices saved it (a run spread over 4 GPUs, read on a laptop).
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        saved = ckpt.metadata(path)
+        saved = getattr(saved, "item_metadata", saved)
+        saved = getattr(saved, "tree", saved)
+        target = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved, is_leaf=lambda m: hasattr(m, "shape")
+        )
+        tree = ckpt.restore(path, target)
     return [(jax.numpy.asarray(W), jax.numpy.asarray(b)) for W, b in tree]
 
 

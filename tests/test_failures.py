@@ -88,3 +88,24 @@ def test_a_run_whose_every_network_diverged_stops_with_checkpoint_and_summary(tr
     # The run is complete: the same command does nothing more.
     assert train_here(tmp_path, *run)["epochs_run"] == 1
     assert "complete already" in capsys.readouterr().out
+
+
+def test_parameters_saved_over_four_devices_load_in_a_one_device_process(tmp_path):
+    # A run spread over 4 GPUs, read back on a laptop (series, landscape): orbax refused the other topology.
+    save = (
+        "import numpy as np; from mlpjax import checkpoint, fit; "
+        "g = fit.shard(fit.init_group(fit.Spec((6, 3, 10), 'sigmoid', 'quadratic', 2, 10), 'lecun', np.arange(4), np.ones(4))); "
+        f"assert len(g.params[0][0].sharding.device_set) == 4; checkpoint.save_params({str(tmp_path / 'p')!r}, g.params)"
+    )
+    env = dict(os.environ) | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    r = subprocess.run([sys.executable, "-c", save], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import numpy as np
+
+    from mlpjax import checkpoint, fit
+
+    params = checkpoint.load_params(str(tmp_path / "p"))
+    expected = fit.init_group(fit.Spec((6, 3, 10), "sigmoid", "quadratic", 2, 10), "lecun", np.arange(4), np.ones(4)).params
+    for (W, b), (W0, b0) in zip(params, expected):
+        np.testing.assert_array_equal(W, W0)  # the same random draws, saved and read back exactly
+        np.testing.assert_array_equal(b, b0)

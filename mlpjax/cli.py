@@ -14,11 +14,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from mlpjax import config
 
-CONF_DIR = config.CONF_DIR
-
 
 def _group_options(group: str) -> list[str]:
-    return sorted(f[: -len(".yaml")] for f in os.listdir(os.path.join(CONF_DIR, group)) if f.endswith(".yaml"))
+    return sorted(f[: -len(".yaml")] for f in os.listdir(os.path.join(config.CONF_DIR, group)) if f.endswith(".yaml"))
 
 
 # Hydra's flags that take a value (`python -m mlpjax.train --hydra-help`); `--info` takes one
@@ -59,7 +57,7 @@ def check_overrides(argv: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(overrides_of(argv))
     except Exception:
         return  # a syntax error: Hydra's own message names the override
-    groups = {d for d in os.listdir(CONF_DIR) if os.path.isdir(os.path.join(CONF_DIR, d))}
+    groups = {d for d in os.listdir(config.CONF_DIR) if os.path.isdir(os.path.join(config.CONF_DIR, d))}
     for o in overrides:
         key = o.key_or_group
         if key.startswith("hydra") or o.is_delete():

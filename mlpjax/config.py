@@ -190,8 +190,17 @@ def learning_rates(lr: Any) -> list[float]:
 
 
 # Settings that change nothing SGD learns: where data is kept, how often it is saved, what is
-# done with the result afterwards (analyzed, polished: `train.post`).
-NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", "train.analyze", "train.polish", "train.polish_tol")
+# done with the result afterwards (analyzed, polished: `after_sgd`).
+AFTER_SGD = ("train.analyze", "train.polish", "train.polish_tol")
+NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", *AFTER_SGD)
+
+
+def after_sgd(cfg: DictConfig) -> dict:
+    """What a run does with its networks after SGD: `{"analyze", "polish", "polish_tol"}`. A complete
+    run whose settings here differ is finished again from the checkpoint of its last epoch."""
+    return {"analyze": bool(cfg.train.analyze), "polish": int(cfg.train.polish), "polish_tol": float(cfg.train.polish_tol)}
+
+
 # A run's identity: the settings a checkpoint must share to be resumed. `train.epochs` is left
 # out, so that a longer run continues a shorter one; `train.max_group` stays (it shapes the state).
 NOT_RUN_IDENTITY = (*NOT_LEARNED, "train.epochs")

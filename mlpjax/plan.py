@@ -41,15 +41,20 @@ class Plan:
     max_group: int  # most networks in one compiled program; 0: as many as memory allows
     checkpoint_every: int  # epochs between checkpoints
     validation: int  # the last N training images, held out
-    polish: int  # most L-BFGS steps after SGD (0: none)
-    polish_tol: float  # the polish stops at |∇C| <= polish_tol
-    analyze: bool  # the minima analysis after training
+    post: dict  # config.after_sgd: the polish (most L-BFGS steps, 0: none; its tolerance) and the analysis
     identity: dict  # config.run_identity: what a checkpoint or summary must match to be this run's
 
     @property
-    def post(self) -> dict:
-        """What is done after SGD; a complete run with other post settings is finished again from its last checkpoint."""
-        return {"analyze": self.analyze, "polish": self.polish, "polish_tol": self.polish_tol}
+    def polish(self) -> int:
+        return self.post["polish"]
+
+    @property
+    def polish_tol(self) -> float:
+        return self.post["polish_tol"]
+
+    @property
+    def analyze(self) -> bool:
+        return self.post["analyze"]
 
     def order_seeds(self, networks: list[Network]) -> list[int]:
         """The seeds of the data orders of `networks`, each once, in the order first met: the one shared
@@ -83,9 +88,7 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
         max_group=cfg.train.max_group,
         checkpoint_every=cfg.train.checkpoint_every,
         validation=validation,
-        polish=cfg.train.polish,
-        polish_tol=float(cfg.train.polish_tol),
-        analyze=cfg.train.analyze,
+        post=config.after_sgd(cfg),
         identity=config.run_identity(cfg),
     )
 

@@ -27,7 +27,7 @@ from mlpjax.plan import make_plan
 # Settings each network of a set may have its own: traced values or initial parameters.
 PER_NETWORK = ("seed", "train.seeds", "optim.lr", "model.init")
 # Settings of what each job does with its own networks after SGD.
-AFTER_SGD = ("train.analyze", "train.polish", "train.polish_tol")
+AFTER_SGD = config.AFTER_SGD
 
 
 @dataclasses.dataclass

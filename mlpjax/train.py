@@ -144,10 +144,9 @@ def summary_if_complete(out_dir: str, cfg: DictConfig) -> dict | None:
         return None
     with open(path) as f:
         done = json.load(f)
-    post = {"analyze": cfg.train.analyze, "polish": cfg.train.polish, "polish_tol": float(cfg.train.polish_tol)}
     if done.get("identity") != config.run_identity(cfg) or done.get("epochs") != cfg.train.epochs:
         return None
-    if done.get("post") != post:
+    if done.get("post") != config.after_sgd(cfg):
         return None  # the checkpoint of the last epoch is there: only the post-processing runs again
     return done
 

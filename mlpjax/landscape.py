@@ -1,5 +1,9 @@
 """The cost landscape around trained networks: paths between parameters, curvature, saturation.
 
+    python -m mlpjax.landscape {align,curve,lines,surface,spectrum} RUN_DIR [RUN_B] [--networks I,J] --out DIR
+
+runs the geometry of saved minima (`mlpjax/geometry.py`, commands in `mlpjax/geometry_cli.py`).
+
 Pure functions of parameters (a list of `(W_OxI, b_O)` tuples, as in `model`) and data, so
 they apply to any saved run: `checkpoint.network(checkpoint.load_params(run/"params"), g)`.
 Costs are `cost.network_cost`: the mean over the given examples of the per-example cost.
@@ -76,13 +80,13 @@ def barrier(costs_A: jax.Array | np.ndarray, alphas_A: jax.Array | np.ndarray | 
 # --------------------------------------------------------------------------- curvature
 
 
-def _flat_cost(params, x_NxD, y_NxK, activation, cost):
+def flat_cost(params, x_NxD, y_NxK, activation, cost):
     """The parameters as one vector of P numbers, and the cost as a function of such a vector."""
     flat_P, unravel = ravel_pytree(params)
     return flat_P, lambda f_P: cost_lib.network_cost(unravel(f_P), x_NxD, y_NxK, activation, cost)
 
 
-def _hvp(cost_fn, flat_P, v_P):
+def hvp(cost_fn, flat_P, v_P):
     # Forward-over-reverse: one jvp through the gradient, about the cost of two gradients.
     return jax.jvp(jax.grad(cost_fn), (flat_P,), (v_P,))[1]
 
@@ -92,7 +96,7 @@ def hessian(params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cos
 
     Memory P²: for small networks and for checking the iterative methods below.
     """
-    flat_P, cost_fn = _flat_cost(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost)
+    flat_P, cost_fn = flat_cost(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost)
     return np.asarray(jax.jit(jax.hessian(cost_fn))(flat_P))
 
 
@@ -106,12 +110,12 @@ class Sharpness(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "iters"))
 def _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters):
-    flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
+    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost)
 
     def step(state):
         # v: the unit vector this step's λ belongs to; w: the next one, Hv/‖Hv‖.
         i, _, v_P, lam, _, _ = state
-        Hv_P = _hvp(cost_fn, flat_P, v_P)
+        Hv_P = hvp(cost_fn, flat_P, v_P)
         lam_new = v_P @ Hv_P  # Rayleigh quotient
         residual = jnp.linalg.norm(Hv_P - lam_new * v_P) / jnp.abs(lam_new)
         done = jnp.abs(lam_new - lam) <= tol * jnp.abs(lam_new)
@@ -158,18 +162,18 @@ def sharpness(
     return Sharpness(float(lam), np.asarray(v_P), int(i), bool(done), float(residual))
 
 
-def _lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
+def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
     """`steps` Lanczos steps from v0_P: the diagonal a_S and off-diagonal b_S of the tridiagonal T.
 
     b_S[j] is the norm of step j's new direction; b_S[-1] lies outside T. The basis V_(S+1)xP
     is reorthogonalized against every vector so far, twice: one pass leaves float32 round-off
     behind, and without it the extreme Ritz values come back as spurious copies.
     """
-    flat_P, cost_fn = _flat_cost(params, x_NxD, y_NxK, activation, cost)
+    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost)
 
     def step(j, carry):
         V_SxP, a_S, b_S = carry
-        w_P = _hvp(cost_fn, flat_P, V_SxP[j])
+        w_P = hvp(cost_fn, flat_P, V_SxP[j])
         a_S = a_S.at[j].set(V_SxP[j] @ w_P)
         for _ in range(2):  # the rows not yet filled are 0 and subtract nothing
             w_P = w_P - V_SxP.T @ (V_SxP @ w_P)
@@ -184,13 +188,13 @@ def _lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "steps"))
 def _lanczos_group(params_C, v0_CxP, x_NxD, y_NxK, activation, cost, steps):
-    """`_lanczos_tridiagonal` of C networks at once (stacked parameters, leading axis C): a_CxS, b_CxS."""
-    one = lambda params, v0_P: _lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps)
+    """`lanczos_tridiagonal` of C networks at once (stacked parameters, leading axis C): a_CxS, b_CxS."""
+    one = lambda params, v0_P: lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps)
     return jax.vmap(one)(params_C, v0_CxP)
 
 
-def _ritz_values(a_S, b_S) -> np.ndarray:
-    """The eigenvalues (ascending, float64) of the Lanczos tridiagonal; cut where the Krylov space closed.
+def tridiagonal(a_S, b_S) -> np.ndarray:
+    """The Lanczos tridiagonal T_KxK (float64) of `lanczos_tridiagonal`'s a_S, b_S; cut where the Krylov space closed.
 
     A new direction of norm ≤ 1e-6·max|a| means the space so far is invariant: its values are
     exact, and what follows was built from round-off.
@@ -198,8 +202,12 @@ def _ritz_values(a_S, b_S) -> np.ndarray:
     a_S, b_S = np.asarray(a_S, np.float64), np.asarray(b_S, np.float64)
     closed = np.nonzero(b_S[:-1] <= 1e-6 * max(np.abs(a_S).max(), 1e-30))[0]
     k = int(closed[0]) + 1 if closed.size else a_S.size
-    T_KxK = np.diag(a_S[:k]) + np.diag(b_S[: k - 1], 1) + np.diag(b_S[: k - 1], -1)
-    return np.linalg.eigvalsh(T_KxK)
+    return np.diag(a_S[:k]) + np.diag(b_S[: k - 1], 1) + np.diag(b_S[: k - 1], -1)
+
+
+def _ritz_values(a_S, b_S) -> np.ndarray:
+    """The eigenvalues (ascending, float64) of the Lanczos tridiagonal."""
+    return np.linalg.eigvalsh(tridiagonal(a_S, b_S))
 
 
 def lanczos(
@@ -360,7 +368,7 @@ def analyze_group(
     `key` draws the start vectors.
     """
     key = jax.random.key(0) if key is None else key
-    x_NxD, y_NxK = _fixed_subset(x_NxD, y_NxK, n_examples)
+    x_NxD, y_NxK = fixed_subset(x_NxD, y_NxK, n_examples)
     alphas_A = jnp.linspace(0.0, 1.0, n_alphas)
     skipped_G = _skip_reasons(params_final, members)
     todo = [g for g, reason in enumerate(skipped_G) if reason is None]
@@ -392,7 +400,7 @@ def analyze_group(
     return out
 
 
-def _fixed_subset(x_NxD, y_NxK, n_examples: int):
+def fixed_subset(x_NxD, y_NxK, n_examples: int):
     """The same `n_examples` rows (in order) for every call, drawn by NumPy's generator seeded 0; float32."""
     if x_NxD.shape[0] > n_examples:  # indexing a device array keeps the data on the device
         rows = np.sort(np.random.default_rng(0).choice(x_NxD.shape[0], n_examples, replace=False))
@@ -453,3 +461,11 @@ def _next_seeds(members: list[dict], todo: list[int]) -> list[tuple[int, int]]:
         if len(gs) > 1:
             pairs += [(g, gs[(i + 1) % len(gs)]) for i, g in enumerate(gs)]
     return pairs
+
+
+if __name__ == "__main__":
+    import sys
+
+    from mlpjax import geometry_cli
+
+    sys.exit(geometry_cli.main())

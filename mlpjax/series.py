@@ -9,9 +9,9 @@
   all        all four
 
 RUN_DIR is what `mlpjax.train` wrote (summary.json, params/, .hydra/config.yaml). Of a run
-with several networks, `--network G` picks one (default: the best test accuracy). Each
-command writes WHAT.png and WHAT.json into --out (default RUN_DIR/series) and prints its
-numbers. MNIST comes from $MNIST_IDX_DIR, else the run's data.idx_dir, prepared under the
+with several networks, `--network G` picks one (default: the best validation accuracy; the best
+test accuracy for a run without a validation split). Each command writes WHAT.png and
+WHAT.json into --out (default RUN_DIR/series) and prints its numbers. MNIST comes from $MNIST_IDX_DIR, else the run's data.idx_dir, prepared under the
 run's data.data_dir. Mistakes end in one line on stderr and exit code 2.
 
 The pure functions (`noise_confidence`, `first_layer_images`, `gradient_magnitudes`, `dream`)
@@ -21,9 +21,7 @@ take parameters and arrays and return numbers, so they work without any files.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import json
 import math
 import os
 import sys
@@ -33,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlpjax import checkpoint, cli, model
+from mlpjax import cli, model, outputs, rundir
 from mlpjax import cost as cost_lib
+from mlpjax.rundir import Run, RunError
 
 WHATS = ("noise", "weights", "gradients", "dream")
 
@@ -308,149 +307,7 @@ def dream(
     }
 
 
-# --------------------------------------------------------------------------- runs
-
-
-class SeriesError(Exception):
-    """A bad command line or run directory; the message is one line."""
-
-
-@dataclasses.dataclass
-class Run:
-    """One network of a training run."""
-
-    dir: str
-    network: int  # its index in summary["models"] and on the params' leading axis
-    params: model.Params
-    summary: dict
-    config: object  # the run's OmegaConf config, or None without .hydra/config.yaml
-
-    @property
-    def activation(self) -> str:
-        return self.summary["activation"]
-
-    @property
-    def cost(self) -> str:
-        return self.summary["cost"]
-
-    @property
-    def output(self) -> str:
-        return cost_lib.OUTPUT_FOR_COST[self.cost]
-
-    @property
-    def model_info(self) -> dict:
-        return self.summary["models"][self.network]
-
-    def label(self) -> str:
-        sizes = "-".join(map(str, self.summary["sizes"]))
-        accs = [(k, self.model_info.get(f"{k}_accuracy")) for k in ("validation", "test")]
-        return f"{sizes} {self.activation}, network {self.network}" + "".join(f", {k} {100 * a:.2f}%" for k, a in accs if a is not None)
-
-    def setting(self, key: str):
-        """A value of the run's config, resolved now (e.g. `${oc.env:…}`); SeriesError if unavailable."""
-        from omegaconf import OmegaConf
-
-        path = os.path.join(self.dir, ".hydra", "config.yaml")
-        if self.config is None:
-            raise SeriesError(f"{path}: missing; it holds {key}, which this command needs")
-        try:
-            return OmegaConf.select(self.config, key, throw_on_missing=True)
-        except Exception as e:  # an interpolation that cannot resolve here
-            raise SeriesError(f"{path}: {key}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-
-
-def load_run(run_dir: str, network: int | None = None) -> Run:
-    """Network `network` of the run in `run_dir`; by default the best by validation accuracy (by test
-    accuracy for a run without a validation split) among those that did not diverge."""
-    from omegaconf import OmegaConf
-
-    summary_path = os.path.join(run_dir, "summary.json")
-    if not os.path.isdir(run_dir):
-        raise SeriesError(f"{run_dir}: not a directory (give a training run's output dir)")
-    try:
-        with open(summary_path) as f:
-            summary = json.load(f)
-    except OSError as e:
-        raise SeriesError(f"{summary_path}: cannot read ({e.strerror}); is {run_dir} a finished training run?") from None
-    except json.JSONDecodeError as e:
-        raise SeriesError(f"{summary_path}: not JSON ({e.msg}, line {e.lineno})") from None
-    missing = [k for k in ("models", "sizes", "activation", "cost") if k not in summary]
-    if missing:
-        raise SeriesError(f"{summary_path}: missing {', '.join(missing)}")
-    if summary["activation"] not in model.ACTIVATIONS or summary["cost"] not in cost_lib.OUTPUT_FOR_COST:
-        raise SeriesError(f"{summary_path}: unknown activation {summary['activation']!r} or cost {summary['cost']!r}")
-    models = summary["models"]
-    G = len(models)
-    if network is None:
-        chosen_on = "validation_accuracy" if all("validation_accuracy" in m for m in models) else "test_accuracy"
-        accs = [m.get(chosen_on, math.nan) for m in models]
-        ok = [g for g in range(G) if not models[g].get("diverged") and math.isfinite(accs[g])]
-        if not ok:
-            raise SeriesError(f"{summary_path}: no network has a finite {chosen_on.replace('_', ' ')} (all diverged?)")
-        network = max(ok, key=lambda g: accs[g])
-    elif not 0 <= network < G:
-        raise SeriesError(f"--network {network}: the run has {G} network(s), 0..{G - 1}")
-    params_path = os.path.join(run_dir, "params")
-    if not os.path.isdir(params_path):
-        raise SeriesError(f"{params_path}: missing (the run did not finish?)")
-    try:
-        stacked = checkpoint.load_params(params_path)
-    except Exception as e:  # orbax raises many kinds; the first line says which
-        raise SeriesError(f"{params_path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    shapes = [(W.shape, b.shape) for W, b in stacked]
-    expected = [((G, o, i), (G, o)) for i, o in zip(summary["sizes"][:-1], summary["sizes"][1:])]
-    if shapes != expected:
-        raise SeriesError(f"{params_path}: shapes {shapes} do not match summary.json ({G} networks of sizes {summary['sizes']})")
-    config_path = os.path.join(run_dir, ".hydra", "config.yaml")
-    try:
-        cfg = OmegaConf.load(config_path) if os.path.isfile(config_path) else None
-    except Exception as e:  # YAML syntax: the first line says where
-        raise SeriesError(f"{config_path}: cannot parse ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    return Run(run_dir, network, checkpoint.network(stacked, network), summary, cfg)
-
-
-def load_data(run: Run):
-    """MNIST for `run`: from $MNIST_IDX_DIR or the run's data.idx_dir, prepared under its data.data_dir;
-    the training split is the images the run trained on (its `validation` last ones held out)."""
-    from mlpjax import data
-
-    idx_dir = os.environ.get("MNIST_IDX_DIR") or run.setting("data.idx_dir")
-    data_dir = os.path.expanduser(str(run.setting("data.data_dir")))
-    try:
-        mnist = data.load_mnist(idx_dir, data_dir)
-    except data.DataError as e:
-        raise SeriesError(str(e)) from None
-    n = mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
-    return dataclasses.replace(mnist, x_train_NxD=mnist.x_train_NxD[:n], labels_train_N=mnist.labels_train_N[:n])
-
-
-def init_params_of(run: Run) -> model.Params:
-    """The network's parameters before training, re-created as `mlpjax.train` drew them."""
-    seed = run.model_info.get("seed")
-    if seed is None:
-        raise SeriesError(f"{os.path.join(run.dir, 'summary.json')}: network {run.network} has no seed")
-    init = str(run.setting("model.init"))
-    if init not in model.INITS:
-        raise SeriesError(f"{os.path.join(run.dir, '.hydra', 'config.yaml')}: model.init={init!r}: must be one of {', '.join(model.INITS)}")
-    return model.init_params(jax.random.key(int(seed)), list(run.summary["sizes"]), init)
-
-
-# --------------------------------------------------------------------------- figures and tables
-
-
-def _figure(width: float, height: float):
-    # A bare Figure renders with Agg and leaves pyplot's global state alone.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _write(out_dir: str, what: str, fig, numbers: dict) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(os.path.join(out_dir, f"{what}.png"), dpi=150)
-    with open(os.path.join(out_dir, f"{what}.json"), "w") as f:
-        json.dump(numbers, f, indent=1, allow_nan=True)
-    print(f"wrote {os.path.join(out_dir, what)}.png and .json")
+# --------------------------------------------------------------------------- tables
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -463,7 +320,7 @@ def _table(rows: list[list], header: list[str]) -> str:
 def run_noise(run: Run, mnist, out_dir: str) -> dict:
     result = noise_confidence(run.params, run.activation, run.output, jax.random.key(0), 10_000, mnist.x_test_NxD)
     edges = np.array(result["bin_edges"])
-    fig = _figure(11, 6.5)
+    fig = outputs.figure(11, 6.5)
     axes = fig.subplots(2, 2)
     for col, (name, title) in enumerate([("noise", "10,000 uniform-noise images"), ("digits", "test digits")]):
         d = result[name]
@@ -477,7 +334,7 @@ def run_noise(run: Run, mnist, out_dir: str) -> dict:
         )
     fig.suptitle(run.label())
     numbers = {"run": run.dir, "network": run.network, "output": run.output} | result
-    _write(out_dir, "noise", fig, numbers)
+    outputs.write(out_dir, "noise", fig, numbers)
     n, t = result["noise"], result["digits"]
     rows = [
         ["mean top output", n["mean_top"], t["mean_top"]],
@@ -500,11 +357,11 @@ def run_weights(runs: list[Run], out_dir: str) -> dict:
     every run on one colour scale (the untouched initial noise, which dominates W1 at the border, cancels)."""
     try:
         images = [first_layer_images(run.params) for run in runs]
-        changes = [w - first_layer_images(init_params_of(run)) for run, w in zip(runs, images)]
+        changes = [w - first_layer_images(rundir.init_params_of(run)) for run, w in zip(runs, images)]
     except ValueError as e:
-        raise SeriesError(str(e)) from None
+        raise RunError(str(e)) from None
     vmax = max(float(np.abs(c).max()) for c in changes)  # blue negative, red positive, as in the video
-    fig = _figure(5.5 * len(runs), 6)
+    fig = outputs.figure(5.5 * len(runs), 6)
     numbers, rows = {"runs": [], "colour_scale": [-vmax, vmax]}, []
     for run, w, change, sub in zip(runs, images, changes, np.atleast_1d(fig.subfigures(1, len(runs)))):
         H = change.shape[0]
@@ -525,7 +382,7 @@ def run_weights(runs: list[Run], out_dir: str) -> dict:
         rows.append(
             [run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], moved["center_mean_abs"], moved["border_mean_abs"]]
         )
-    _write(out_dir, "weights", fig, numbers)
+    outputs.write(out_dir, "weights", fig, numbers)
     print(_table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "border", "mean |w − w0| centre", "border"]))
     return numbers
 
@@ -533,9 +390,9 @@ def run_weights(runs: list[Run], out_dir: str) -> dict:
 def run_gradients(run: Run, mnist, out_dir: str) -> dict:
     x_NxD = jnp.asarray(mnist.x_train_NxD)
     y_NxK = jax.nn.one_hot(jnp.asarray(mnist.labels_train_N), run.summary["sizes"][-1])
-    stages = {"init": init_params_of(run), "final": run.params}
+    stages = {"init": rundir.init_params_of(run), "final": run.params}
     results = {s: gradient_magnitudes(p, x_NxD, y_NxK, run.activation, run.cost) for s, p in stages.items()}
-    fig = _figure(15, 4.5)
+    fig = outputs.figure(15, 4.5)
     ax_hist, *ax_maps = fig.subplots(1, 3)
     positive = np.concatenate([r["abs_grads_P"][r["abs_grads_P"] > 0] for r in results.values()])
     edges = np.logspace(math.floor(math.log10(positive.min())), math.ceil(math.log10(positive.max())), 41)
@@ -566,7 +423,7 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
     for stage, r in results.items():
         numbers[stage] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items() if k != "abs_grads_P"}
         numbers[stage]["first_layer_sum_28x28"] = np.asarray(numbers[stage].pop("first_layer_sum_D")).reshape(28, 28).tolist()
-    _write(out_dir, "gradients", fig, numbers)
+    outputs.write(out_dir, "gradients", fig, numbers)
     keys = [
         ("median", "median |∂C/∂w|"),
         ("max", "max |∂C/∂w|"),
@@ -586,9 +443,9 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
 
 def run_dream(run: Run, out_dir: str) -> dict:
     if run.params[0][0].shape[1] != 784:
-        raise SeriesError(f"{run.dir}: the first layer has {run.params[0][0].shape[1]} inputs; images need 784 (28x28)")
+        raise RunError(f"{run.dir}: the first layer has {run.params[0][0].shape[1]} inputs; images need 784 (28x28)")
     result = dream(run.params, run.activation, run.output)
-    fig = _figure(16, 2.4)
+    fig = outputs.figure(16, 2.4)
     axes = fig.subplots(1, len(result["digits"]))
     for ax, d, img_D, conf in zip(axes, result["digits"], result["images_BxD"], result["target"]):
         ax.imshow(img_D.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
@@ -596,7 +453,7 @@ def run_dream(run: Run, out_dir: str) -> dict:
         ax.set_axis_off()
     fig.suptitle(f"{run.label()}: the input that makes each output surest (output shown)")
     numbers = {"run": run.dir, "network": run.network} | {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()}
-    _write(out_dir, "dream", fig, numbers)
+    outputs.write(out_dir, "dream", fig, numbers)
     rows = [
         [
             str(d),
@@ -617,7 +474,7 @@ def run_dream(run: Run, out_dir: str) -> dict:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
-        raise SeriesError(message)
+        raise RunError(message)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -630,27 +487,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("run_dir", help="a training run's output dir (summary.json, params/)")
     p.add_argument("run_b", nargs="?", help="weights: a second run to show beside the first")
     p.add_argument("--out", help="where to write WHAT.png and WHAT.json (default RUN_DIR/series)")
-    p.add_argument("--network", type=int, help="which network of RUN_DIR (default: best test accuracy; RUN_B shows its best)")
+    p.add_argument("--network", type=int, help="which network of RUN_DIR (default: best validation accuracy; RUN_B shows its best)")
     args = p.parse_args(argv)
     if args.run_b is not None and args.what not in ("weights", "all"):
-        raise SeriesError(f"a second run dir is only for weights (or all), not {args.what}")
+        raise RunError(f"a second run dir is only for weights (or all), not {args.what}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (2 for a one-line error)."""
-    return cli.one_line_errors(lambda: run(sys.argv[1:] if argv is None else argv), (SeriesError,))
+    return cli.one_line_errors(lambda: run(sys.argv[1:] if argv is None else argv), (RunError,))
 
 
 def run(argv: list[str]) -> None:
     """Parse `argv` and draw the figures it asks for."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    run = load_run(args.run_dir, args.network)
+    run = rundir.load_run(args.run_dir, args.network)
     # --network picks from the first run; the second shows its own best.
-    runs = [run] + ([load_run(args.run_b)] if args.run_b else [])
+    runs = [run] + ([rundir.load_run(args.run_b)] if args.run_b else [])
     out_dir = args.out or os.path.join(args.run_dir, "series")
     whats = WHATS if args.what == "all" else (args.what,)
-    mnist = load_data(run) if {"noise", "gradients"} & set(whats) else None
+    mnist = rundir.load_data(run) if {"noise", "gradients"} & set(whats) else None
     for what in whats:
         print(f"== {what}: {run.label()}")
         if what == "noise":

@@ -15,6 +15,7 @@
 A and B are networks of RUN_DIR (`--networks I,J`; default the best by validation accuracy and the
 best other seed of its learning rate), or network I of RUN_DIR and J of RUN_B (default each run's
 best). surface and spectrum take one network, or two to compare (RUN_B, or --networks I,J).
+--polished reads the parameters after the run's L-BFGS polish (params_polished/), not after SGD.
 Costs are measured on a fixed subset of --examples training images (the run's training split,
 its validation images left out; the curve trains on all of it). Each command writes WHAT.png and
 WHAT.json into --out (default RUN_DIR/landscape) and prints its numbers; the JSON's top-level keys
@@ -354,9 +355,9 @@ def subjects(args) -> list:
     if args.networks == "all":
         if args.what != "align" or args.run_b:
             raise RunError("--networks all is for align on one run dir")
-        first = rundir.load_run(args.run_dir)
+        first = rundir.load_run(args.run_dir, params=args.params)
         ok = [g for g, m in enumerate(first.summary["models"]) if not m.get("diverged")]
-        runs = {g: rundir.load_run(args.run_dir, g) for g in ok}
+        runs = {g: rundir.load_run(args.run_dir, g, args.params) for g in ok}
         pairs = [
             (runs[g], runs[h])
             for g, h in itertools.combinations(ok, 2)
@@ -369,16 +370,16 @@ def subjects(args) -> list:
     if args.run_b:
         if len(ids) not in (0, 2):
             raise RunError(f"--networks {args.networks}: with two run dirs give I,J (I of RUN_DIR, J of RUN_B)")
-        a, b = (rundir.load_run(d, ids[k] if ids else None) for k, d in enumerate((args.run_dir, args.run_b)))
+        a, b = (rundir.load_run(d, ids[k] if ids else None, args.params) for k, d in enumerate((args.run_dir, args.run_b)))
     elif pair:
         if len(ids) not in (0, 2):
             raise RunError(f"--networks {args.networks}: {args.what} needs two networks, I,J")
-        a = rundir.load_run(args.run_dir, ids[0] if ids else None)
-        b = rundir.load_run(args.run_dir, ids[1] if ids else _best_partner(args.run_dir, a))
+        a = rundir.load_run(args.run_dir, ids[0] if ids else None, args.params)
+        b = rundir.load_run(args.run_dir, ids[1] if ids else _best_partner(args.run_dir, a), args.params)
     else:
         if len(ids) > 2:
             raise RunError(f"--networks {args.networks}: {args.what} shows one network or two")
-        runs = [rundir.load_run(args.run_dir, g) for g in ids] or [rundir.load_run(args.run_dir)]
+        runs = [rundir.load_run(args.run_dir, g, args.params) for g in ids] or [rundir.load_run(args.run_dir, params=args.params)]
         return runs
     if pair:
         _same_networks(a, b)
@@ -429,6 +430,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("run_dir", help="a training run's output dir (summary.json, params/)")
     p.add_argument("run_b", nargs="?", help="a second run: network J of it is B")
     p.add_argument("--networks", help="I,J: networks A and B (one or two for surface/spectrum); all: every pair (align)")
+    p.add_argument("--polished", action="store_true", help="read params_polished/ (after train.polish) instead of params/")
     p.add_argument("--out", help="where to write WHAT.png and WHAT.json (default RUN_DIR/landscape)")
     p.add_argument("--examples", type=int, help="training images the costs are measured on (default 10,000; spectrum 2,000)")
     p.add_argument("--seed", type=int, default=0, help="draws directions, start vectors, curve mini-batches (default 0)")
@@ -438,6 +440,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--slq-steps", type=int, default=80, help="spectrum: Lanczos steps per SLQ vector (default 80)")
     p.add_argument("--slq-vectors", type=int, default=8, help="spectrum: SLQ start vectors (default 8)")
     args = p.parse_args(argv)
+    args.params = "params_polished" if args.polished else "params"
     args.examples = DEFAULT_EXAMPLES[args.what] if args.examples is None else args.examples
     for name, low in (("examples", 1), ("steps", 1), ("grid", 3), ("slq_steps", 2), ("slq_vectors", 1), ("dense_max", 0)):
         if getattr(args, name) < low:

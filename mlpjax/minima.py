@@ -48,8 +48,11 @@ def _polish_group(params_G, x_NxD, y_NxK, tol, max_steps, activation: str, cost:
         _, _, k, _, best_p, best_gnorm = jax.lax.while_loop(keep_going, step, carry)
         return best_p, k, best_gnorm
 
-    # Under vmap the loop runs until every network is done; a done network's carry no longer changes.
-    return jax.vmap(one)(params_G)
+    # One network after another, not vmap: under vmap every step (and every line search) would run
+    # until the slowest network is done, and a network already stationary (e.g. collapsed, ‖∇C‖ ≈ 0)
+    # makes each zoom line search take its 20 evaluations. The matmuls over N examples are large
+    # enough on their own.
+    return jax.lax.map(one, params_G)
 
 
 def polish(

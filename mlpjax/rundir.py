@@ -80,9 +80,10 @@ class Run:
             raise RunError(f"{path}: {key}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
 
-def load_run(run_dir: str, network: int | None = None) -> Run:
+def load_run(run_dir: str, network: int | None = None, params: str = "params") -> Run:
     """Network `network` of the run in `run_dir`; by default the best by validation accuracy (by test
-    accuracy for a run without a validation split) among those that did not diverge."""
+    accuracy for a run without a validation split) among those that did not diverge. `params`: the
+    folder of parameters to read, `params` (after SGD) or `params_polished` (after `train.polish`)."""
     from omegaconf import OmegaConf
 
     summary_path = os.path.join(run_dir, "summary.json")
@@ -111,9 +112,10 @@ def load_run(run_dir: str, network: int | None = None) -> Run:
         network = max(ok, key=lambda g: accs[g])
     elif not 0 <= network < G:
         raise RunError(f"--network {network}: the run has {G} network(s), 0..{G - 1}")
-    params_path = os.path.join(run_dir, "params")
+    params_path = os.path.join(run_dir, params)
     if not os.path.isdir(params_path):
-        raise RunError(f"{params_path}: missing (the run did not finish?)")
+        hint = "was it trained with train.polish > 0?" if params == "params_polished" else "the run did not finish?"
+        raise RunError(f"{params_path}: missing ({hint})")
     try:
         stacked = checkpoint.load_params(params_path)
     except Exception as e:  # orbax raises many kinds; the first line says which

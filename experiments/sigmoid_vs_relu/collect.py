@@ -5,10 +5,11 @@
 WORK_DIR holds the sweeps `sweep/` (+experiment=sigmoid_vs_relu) and `series_net_best/`. For each job
 this copies `.hydra/*.yaml`, `summary.json`, `metrics.jsonl` (and `error.txt`) — enough for
 `python -m mlpjax.report` to rebuild every table and sweep figure with no training. For the series'
-figures it keeps two networks of the sigmoid_vs_relu sweep, the best sigmoid and the best ReLU one
-(by validation accuracy), each as a one-network run dir `networks/ACTIVATION/` (summary.json, its
-parameters, its config) that `python -m mlpjax.series` reads. Then it runs the report on both sweeps
-and the series on the two networks.
+and the geometry's figures it keeps, of the sigmoid_vs_relu sweep, the configuration each activation
+does best on validation (`report.select_best`: mean validation accuracy over seeds) with its five
+seeds, as a run dir of its own `networks/ACTIVATION/` (summary.json, params/, params_polished/, its
+config) that `python -m mlpjax.series` and `python -m mlpjax.landscape` read. Then it runs the
+report on both sweeps, the series on the two best networks, and the geometry commands.
 """
 
 from __future__ import annotations
@@ -37,25 +38,21 @@ def copy_sweep(src: str, dst: str) -> None:
     shutil.copy(os.path.join(src, "multirun.yaml"), os.path.join(dst, "multirun.yaml"))
 
 
-def best_network(sweep_dir: str, activation: str) -> tuple[str, int]:
-    """(job dir, network index) of the best validation accuracy among the sweep's `activation` networks."""
-    best = None
-    for job in os.listdir(sweep_dir):
-        path = os.path.join(sweep_dir, job, "summary.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            summary = json.load(f)
-        if summary["activation"] != activation:
-            continue
-        for g, m in enumerate(summary["models"]):
-            if not m["diverged"] and (best is None or m["validation_accuracy"] > best[0]):
-                best = (m["validation_accuracy"], os.path.join(sweep_dir, job), g)
-    return best[1], best[2]
+def best_configuration(sweep_dir: str, activation: str) -> tuple[str, list[int]]:
+    """(job dir, network indices): the seeds of the `activation` configuration chosen on validation."""
+    from mlpjax import report
+
+    rows = [r for r in report.report(sweep_dir, quiet=True)["rows"] if r["activation"] == activation]
+    best = report.select_best(rows, "validation")
+    job_dir = os.path.join(sweep_dir, str(best["jobs"]))
+    with open(os.path.join(job_dir, "summary.json")) as f:
+        models = json.load(f)["models"]
+    return job_dir, [g for g, m in enumerate(models) if m["learning_rate"] == best["learning_rate"]]
 
 
-def one_network_run(job_dir: str, g: int, dst: str) -> None:
-    """Network `g` of the run in `job_dir` as a run dir of its own: summary.json, params/, .hydra/."""
+def configuration_run(job_dir: str, gs: list[int], dst: str) -> None:
+    """Networks `gs` of the run in `job_dir` as a run dir of their own: summary.json, params/,
+    params_polished/ (if the run polished), .hydra/config.yaml."""
     from mlpjax import checkpoint
 
     shutil.rmtree(dst, ignore_errors=True)
@@ -63,11 +60,13 @@ def one_network_run(job_dir: str, g: int, dst: str) -> None:
     shutil.copy(os.path.join(job_dir, ".hydra", "config.yaml"), os.path.join(dst, ".hydra", "config.yaml"))
     with open(os.path.join(job_dir, "summary.json")) as f:
         summary = json.load(f)
-    summary |= {"models": [summary["models"][g]], "networks": 1, "selected_from": f"{job_dir} network {g}"}
+    summary |= {"models": [summary["models"][g] for g in gs], "networks": len(gs), "selected_from": f"{job_dir} networks {gs}"}
     with open(os.path.join(dst, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    params = checkpoint.load_params(os.path.join(job_dir, "params"))
-    checkpoint.save_params(os.path.join(dst, "params"), [(W[g : g + 1], b[g : g + 1]) for W, b in params])
+    for name in ("params", "params_polished"):
+        if os.path.isdir(os.path.join(job_dir, name)):
+            params = checkpoint.load_params(os.path.join(job_dir, name))
+            checkpoint.save_params(os.path.join(dst, name), [(W[gs], b[gs]) for W, b in params])
 
 
 def run(*argv: str) -> None:
@@ -80,13 +79,26 @@ def main(work_dir: str) -> None:
         copy_sweep(os.path.join(work_dir, name), os.path.join(HERE, name))
     nets = {a: os.path.join(HERE, "networks", a) for a in ("sigmoid", "relu")}
     for activation, dst in nets.items():
-        one_network_run(*best_network(os.path.join(work_dir, "sweep"), activation), dst)
+        configuration_run(*best_configuration(os.path.join(work_dir, "sweep"), activation), dst)
     for name in SWEEPS:
         run("-m", "mlpjax.report", os.path.join(HERE, name))
     figures = os.path.join(HERE, "figures")
     run("-m", "mlpjax.series", "weights", nets["sigmoid"], nets["relu"], "--out", figures)
     for activation, dst in nets.items():
         run("-m", "mlpjax.series", "all", dst, "--out", os.path.join(figures, activation))
+    geometry(nets, os.path.join(HERE, "geometry"))
+
+
+def geometry(nets: dict[str, str], out: str) -> None:
+    """The geometry commands on the polished networks: per activation every pair of seeds aligned,
+    a curve and the lines for the default pair; sigmoid beside ReLU for the surface and the spectrum."""
+    for activation, dst in nets.items():
+        where = ["--polished", "--out", os.path.join(out, activation)]
+        run("-m", "mlpjax.landscape", "align", dst, "--networks", "all", *where)
+        run("-m", "mlpjax.landscape", "curve", dst, *where)
+        run("-m", "mlpjax.landscape", "lines", dst, *where)
+    run("-m", "mlpjax.landscape", "surface", nets["sigmoid"], nets["relu"], "--polished", "--out", out)
+    run("-m", "mlpjax.landscape", "spectrum", nets["sigmoid"], nets["relu"], "--polished", "--out", out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import sys
+import textwrap
 import time
 
 import jax
@@ -213,7 +214,8 @@ def run_surface(args, subjects, data) -> tuple[dict, object]:
     for ax, run, grid in zip(axes, subjects, grids):
         im = ax.contourf(grid_A, grid_A, grid.T, levels=np.geomspace(norm.vmin, norm.vmax, 30), norm=norm, cmap="viridis")
         ax.plot([0], [0], "r*", ms=12, label="the trained network")
-        ax.set(xlabel="α along direction 1", ylabel="β along direction 2", title=run.label(), aspect="equal")
+        ax.set(xlabel="α along direction 1", ylabel="β along direction 2", aspect="equal")
+        ax.set_title(textwrap.fill(run.label(), 45), fontsize=9)
         ax.legend(fontsize=8, loc="upper right")
     fig.colorbar(im, ax=list(axes), label="training cost (subset), log scale", format="%.3g")
     fig.suptitle("Cost around a minimum: two filter-normalized random directions (Li et al. 2018)", fontsize=10)

@@ -48,6 +48,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 import warnings
 from typing import Any
 
@@ -999,7 +1000,8 @@ class _Grid:
         cols = self.hiddens if cols is None else cols
         panel_title = panel_title or (lambda b, h: f"hidden {_hidden_str(h)}, batch {b}")
         nr, nc = len(rows), len(cols)
-        fig, axes = self.plt.subplots(nr, nc, figsize=(3.2 * nc + 1.6, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
+        width = 3.2 * nc + 1.6
+        fig, axes = self.plt.subplots(nr, nc, figsize=(width, 2.6 * nr + 1), sharex=True, sharey=True, squeeze=False)
         fig.suptitle(title, fontsize=9)
         for i, a in enumerate(rows):
             for j, b in enumerate(cols):
@@ -1068,6 +1070,11 @@ class _Grid:
             ax.set_xlabel(xlabel)
         for row in axes:
             row[0].set_ylabel(ylabel)
+        # A one-column figure is narrow: its title wraps rather than running off both edges.
+        fig.suptitle(textwrap.fill(fig.get_suptitle(), width=int(fig.get_figwidth() * 13)), fontsize=9)
+        for ax in np.ravel(axes):
+            if ax.get_xscale() == "log":  # labelled minor ticks of a short log axis run into each other
+                ax.xaxis.set_minor_formatter(self.plt.NullFormatter())
         # The lines (activations) first, then the kinds of marks, each as first drawn.
         labels = [k for k in self.line_keys if k in self.entries] + [k for k in self.entries if k not in self.line_keys]
         styles = [{k: v for k, v in self.entries[label].items() if v is not None} for label in labels]

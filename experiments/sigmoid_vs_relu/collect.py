@@ -1,6 +1,6 @@
 """Copy what the experiment's sweeps left into this folder, small enough to commit, and redraw everything.
 
-    python experiments/sigmoid_vs_relu/collect.py WORK_DIR
+    python experiments/sigmoid_vs_relu/collect.py WORK_DIR [STEP ...]
 
 WORK_DIR holds the sweeps `sweep/` (+experiment=sigmoid_vs_relu) and `series_net_best/`. For each job
 this copies `.hydra/*.yaml`, `summary.json`, `metrics.jsonl` (and `error.txt`) — enough for
@@ -19,6 +19,8 @@ import os
 import shutil
 import subprocess
 import sys
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SWEEPS = ("sweep", "series_net_best")
@@ -66,27 +68,37 @@ def configuration_run(job_dir: str, gs: list[int], dst: str) -> None:
     for name in ("params", "params_polished"):
         if os.path.isdir(os.path.join(job_dir, name)):
             params = checkpoint.load_params(os.path.join(job_dir, name))
-            checkpoint.save_params(os.path.join(dst, name), [(W[gs], b[gs]) for W, b in params])
+            idx = np.asarray(gs)
+            checkpoint.save_params(os.path.join(dst, name), [(W[idx], b[idx]) for W, b in params])
 
 
 def run(*argv: str) -> None:
+    # Paths relative to where it runs (the repository root, in reproduce.sh): they are printed in reports.
+    argv = tuple(os.path.relpath(a) if os.path.isabs(a) and a.startswith(HERE) else a for a in argv)
     print("$", " ".join(argv), flush=True)
     subprocess.run([sys.executable, *argv], check=True)
 
 
-def main(work_dir: str) -> None:
+STEPS = ("sweep", "series_net_best", "networks", "geometry")
+
+
+def main(work_dir: str, steps: tuple[str, ...] = STEPS) -> None:
+    """The `steps` (default all, in this order): copy and report each sweep; the best configurations'
+    run dirs and the series' figures; the geometry commands."""
     for name in SWEEPS:
-        copy_sweep(os.path.join(work_dir, name), os.path.join(HERE, name))
+        if name in steps:
+            copy_sweep(os.path.join(work_dir, name), os.path.join(HERE, name))
+            run("-m", "mlpjax.report", os.path.join(HERE, name))
     nets = {a: os.path.join(HERE, "networks", a) for a in ("sigmoid", "relu")}
-    for activation, dst in nets.items():
-        configuration_run(*best_configuration(os.path.join(work_dir, "sweep"), activation), dst)
-    for name in SWEEPS:
-        run("-m", "mlpjax.report", os.path.join(HERE, name))
-    figures = os.path.join(HERE, "figures")
-    run("-m", "mlpjax.series", "weights", nets["sigmoid"], nets["relu"], "--out", figures)
-    for activation, dst in nets.items():
-        run("-m", "mlpjax.series", "all", dst, "--out", os.path.join(figures, activation))
-    geometry(nets, os.path.join(HERE, "geometry"))
+    if "networks" in steps:
+        for activation, dst in nets.items():
+            configuration_run(*best_configuration(os.path.join(work_dir, "sweep"), activation), dst)
+        figures = os.path.join(HERE, "figures")
+        run("-m", "mlpjax.series", "weights", nets["sigmoid"], nets["relu"], "--out", figures)
+        for activation, dst in nets.items():
+            run("-m", "mlpjax.series", "all", dst, "--out", os.path.join(figures, activation))
+    if "geometry" in steps:
+        geometry(nets, os.path.join(HERE, "geometry"))
 
 
 def geometry(nets: dict[str, str], out: str) -> None:
@@ -102,6 +114,6 @@ def geometry(nets: dict[str, str], out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python experiments/sigmoid_vs_relu/collect.py WORK_DIR")
-    main(sys.argv[1])
+    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(STEPS):
+        sys.exit(f"usage: python experiments/sigmoid_vs_relu/collect.py WORK_DIR [{'|'.join(STEPS)} ...]")
+    main(sys.argv[1], tuple(sys.argv[2:]) or STEPS)

@@ -161,13 +161,13 @@ def trained_run(train_here, small_idx_dir, tfds_dir, tmp_path_factory):
 
 def test_every_command_writes_its_figure_and_numbers(trained_run, tmp_path, capsys):
     out = tmp_path / "out"
-    common = ["--out", str(out), "--examples", "500"]
+    common = ["--out", str(out), "--examples", "300"]
     assert geometry_cli.main(["align", str(trained_run), "--networks", "0,1", *common]) == 0
     align = json.loads((out / "align.json").read_text())
     assert align["barrier_aligned"] <= align["barrier_unaligned"]
     assert [sorted(p) for p in align["permutations"]] == [[0, 1, 2]]
-    assert align["output_change"] < 1e-5 and align["examples"] == 500
-    assert geometry_cli.main(["curve", str(trained_run), "--steps", "200", *common]) == 0
+    assert align["output_change"] < 1e-5 and align["examples"] == 300
+    assert geometry_cli.main(["curve", str(trained_run), "--steps", "40", *common]) == 0
     curve = json.loads((out / "curve.json").read_text())
     assert curve["networks"] == align["networks"]  # the default pair: the best and the other seed
     assert {"barrier_line", "barrier_curve", "barrier_line_aligned", "barrier_curve_aligned"} <= curve.keys()
@@ -176,11 +176,11 @@ def test_every_command_writes_its_figure_and_numbers(trained_run, tmp_path, caps
     lines = json.loads((out / "lines.json").read_text())
     assert len(lines["alphas"]) == 81 and lines["alphas"][0] == -0.5 and lines["alphas"][-1] == 1.5
     assert lines["init_to_a"]["costs"][20] > lines["init_to_a"]["costs"][60]  # training lowered the cost
-    assert geometry_cli.main(["surface", str(trained_run), "--networks", "0,1", "--grid", "5", *common]) == 0
+    assert geometry_cli.main(["surface", str(trained_run), "--networks", "0,1", "--grid", "3", *common]) == 0
     surface = json.loads((out / "surface.json").read_text())
-    assert np.array(surface["costs"]).shape == (5, 5) and surface["compared_with"]["network"] != surface["network"]
-    assert surface["cost_center"] == pytest.approx(surface["costs"][2][2])
-    assert geometry_cli.main(["spectrum", str(trained_run), "--networks", "1", "--slq-steps", "20", "--slq-vectors", "2", *common]) == 0
+    assert np.array(surface["costs"]).shape == (3, 3) and surface["compared_with"]["network"] != surface["network"]
+    assert surface["cost_center"] == pytest.approx(surface["costs"][1][1])
+    assert geometry_cli.main(["spectrum", str(trained_run), "--networks", "1", "--slq-steps", "10", "--slq-vectors", "1", *common]) == 0
     spectrum = json.loads((out / "spectrum.json").read_text())
     assert spectrum["eigenvalues"] == 784 * 3 + 3 + 3 * 10 + 10
     eig = np.load(out / spectrum["eigenvalues_file"])

@@ -13,13 +13,12 @@ import pytest
 from mlpjax import checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = ["train.epochs=8", "train.checkpoint_every=1", "optim.lr=0.5", "data.batch_size=10", "model.hidden=[32]"]
+RUN = ["train.epochs=4", "train.checkpoint_every=1", "optim.lr=0.5", "data.batch_size=10", "model.hidden=[32]"]
 
 
 def test_kill_9_then_resume_ends_bitwise_equal(run_train, train_env, train_here, tmp_path, capsys):
     whole = tmp_path / "whole"
-    r = run_train(*RUN, f"hydra.run.dir={whole}")
-    assert r.returncode == 0, r.stderr
+    train_here(whole, *RUN)  # in this process: the same config and compiled programs as the command line
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -44,7 +43,7 @@ def test_kill_9_then_resume_ends_bitwise_equal(run_train, train_env, train_here,
     r = run_train(*RUN, f"hydra.run.dir={killed}")
     assert r.returncode == 0, r.stderr
     resumed = [l for l in r.stdout.splitlines() if l.startswith("resuming from epoch")]
-    assert len(resumed) == 1 and 1 <= int(resumed[0].split()[-1]) <= 7, r.stdout
+    assert len(resumed) == 1 and 1 <= int(resumed[0].split()[-1]) <= 3, r.stdout
 
     # Bit for bit: the code promises it (the data order is a function of seed and epoch alone).
     a = json.loads((whole / "summary.json").read_text())["models"][0]
@@ -54,7 +53,7 @@ def test_kill_9_then_resume_ends_bitwise_equal(run_train, train_env, train_here,
         np.testing.assert_array_equal(x[0], y[0])
         np.testing.assert_array_equal(x[1], y[1])
     lines = [json.loads(l) for l in (killed / "metrics.jsonl").read_text().splitlines()]
-    assert [l["epoch"] for l in lines] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [l["epoch"] for l in lines] == [1, 2, 3, 4]
 
     # Once complete, the same run does nothing; another configuration is refused. In this
     # process: `mlpjax.train.train` with the command line's config (its errors becoming one line

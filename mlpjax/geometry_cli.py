@@ -302,9 +302,16 @@ def _spectrum_panels(ax_abs, ax_density, run, values, values_w, nodes, weights, 
     edges = np.geomspace(max(scale * 1e-9, 1e-12), scale * 1.01, 60)
     for sign, style in ((1, "-"), (-1, ":")):
         chosen = (values * sign) > 0
-        counts, _ = np.histogram(np.abs(values[chosen]), edges, weights=values_w[chosen])
+        # |λ| below the first edge are counted in the first bin, not dropped (the title says so).
+        counts, _ = np.histogram(np.clip(np.abs(values[chosen]), edges[0], edges[-1]), edges, weights=values_w[chosen])
         ax_abs.stairs(counts, edges, color=color, linestyle=style, label=f"{run.activation} {'λ > 0' if sign > 0 else 'λ < 0'}")
-    ax_abs.set(xscale="log", yscale="log", xlabel="|λ|", ylabel="fraction of eigenvalues", title="magnitudes (dotted: negative)")
+    ax_abs.set(
+        xscale="log",
+        yscale="log",
+        xlabel="|λ|",
+        ylabel="fraction of eigenvalues",
+        title="|λ| (dotted: λ < 0; first bin: |λ| ≤ 1e-9·max|λ|)",
+    )
     ax_abs.legend(fontsize=8)
     lo = min(values.min(), min(n.min() for n in nodes))
     hi = max(values.max(), max(n.max() for n in nodes))

@@ -9,7 +9,8 @@ and the geometry's figures it keeps, of the sigmoid_vs_relu sweep, the configura
 does best on validation (`report.select_best`: mean validation accuracy over seeds) with its five
 seeds, as a run dir of its own `networks/ACTIVATION/` (summary.json, params/, params_polished/, its
 config) that `python -m mlpjax.series` and `python -m mlpjax.landscape` read. Then it runs the
-report on both sweeps, the series on the two best networks, and the geometry commands.
+report on both sweeps, the series on the two best networks, the geometry commands, and the alignment of
+the wider networks' seeds (`width/`; their parameters stay in WORK_DIR).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def run(*argv: str) -> None:
     subprocess.run([sys.executable, *argv], check=True)
 
 
-STEPS = ("sweep", "series_net_best", "networks", "geometry")
+STEPS = ("sweep", "series_net_best", "networks", "geometry", "width")
 
 
 def main(work_dir: str, steps: tuple[str, ...] = STEPS) -> None:
@@ -99,6 +100,8 @@ def main(work_dir: str, steps: tuple[str, ...] = STEPS) -> None:
             run("-m", "mlpjax.series", "all", dst, "--out", os.path.join(figures, activation))
     if "geometry" in steps:
         geometry(nets, os.path.join(HERE, "geometry"))
+    if "width" in steps:
+        width(os.path.join(work_dir, "width"), os.path.join(HERE, "width"))
 
 
 def geometry(nets: dict[str, str], out: str) -> None:
@@ -111,6 +114,17 @@ def geometry(nets: dict[str, str], out: str) -> None:
         run("-m", "mlpjax.landscape", "lines", dst, *where)
     run("-m", "mlpjax.landscape", "surface", nets["sigmoid"], nets["relu"], "--polished", "--out", out)
     run("-m", "mlpjax.landscape", "spectrum", nets["sigmoid"], nets["relu"], "--polished", "--out", out)
+
+
+def width(src: str, dst: str) -> None:
+    """The wider networks (784-64-64-10, five seeds each): their small files, and every pair of seeds aligned."""
+    for activation in ("sigmoid", "relu"):
+        run_dir = os.path.join(src, activation)
+        for name in JOB_FILES:
+            if os.path.exists(os.path.join(run_dir, name)):
+                os.makedirs(os.path.dirname(os.path.join(dst, activation, name)), exist_ok=True)
+                shutil.copy(os.path.join(run_dir, name), os.path.join(dst, activation, name))
+        run("-m", "mlpjax.landscape", "align", run_dir, "--networks", "all", "--polished", "--out", os.path.join(dst, activation))
 
 
 if __name__ == "__main__":

@@ -9,5 +9,8 @@ make setup
 PY=.venv/bin/python
 $PY -m mlpjax.train -m +experiment=sigmoid_vs_relu hydra/launcher=joblib_cpu hydra.sweep.dir="$WORK/sweep"
 $PY -m mlpjax.train -m +experiment=series_net_best hydra/launcher=joblib_cpu hydra.sweep.dir="$WORK/series_net_best"
+# A wider net at each activation's chosen (batch, η), for the geometry across widths (parameters not committed).
+$PY -m mlpjax.train +experiment=sigmoid_vs_relu model.activation=sigmoid 'model.hidden=[64,64]' data.batch_size=10 'optim.lr=[1]' train.analyze=false hydra.run.dir="$WORK/width/sigmoid"
+$PY -m mlpjax.train +experiment=sigmoid_vs_relu model.activation=relu 'model.hidden=[64,64]' data.batch_size=10 'optim.lr=[0.1]' train.analyze=false hydra.run.dir="$WORK/width/relu"
 $PY -m mlpjax.walk --out experiments/sigmoid_vs_relu/walk
 $PY experiments/sigmoid_vs_relu/collect.py "$WORK"

@@ -132,7 +132,7 @@ def run_align(args, subjects, data) -> tuple[dict, object]:
             "median_over_pairs": True,
         }
     rows = [[" → ".join(r["networks"]), r["barrier_unaligned"], r["barrier_aligned"], r["rounds"], r["output_change"]] for r in results]
-    print(_table(rows, ["pair", "barrier unaligned", "aligned", "rounds", "output change"]))
+    print(outputs.table(rows, ["pair", "barrier unaligned", "aligned", "rounds", "output change"]))
     return numbers, fig
 
 
@@ -157,7 +157,7 @@ def run_curve(args, subjects, data) -> tuple[dict, object]:
     ax.set(xlabel="t  (A at 0, B at 1)", ylabel="training cost (subset)", yscale="log", title=f"{_name(a)} → {_name(b)}, {_describe(a)}")
     ax.legend(fontsize=8)
     rows = [[label, both[n]["barrier_line"], both[n]["barrier_curve"]] for n, label in (("", "as trained"), ("_aligned", "aligned"))]
-    print(_table(rows, ["B", "barrier line", "barrier curve"]))
+    print(outputs.table(rows, ["B", "barrier line", "barrier curve"]))
     return result, fig
 
 
@@ -182,7 +182,7 @@ def run_lines(args, subjects, data) -> tuple[dict, object]:
     )
     ax.legend(fontsize=8)
     rows = [[labels[n], result[n]["barrier"], result[n]["largest_increase"]] for n in ends]
-    print(_table(rows, ["path", "barrier on [0,1]", "largest step up on [0,1]"]))
+    print(outputs.table(rows, ["path", "barrier on [0,1]", "largest step up on [0,1]"]))
     return result, fig
 
 
@@ -223,7 +223,9 @@ def run_surface(args, subjects, data) -> tuple[dict, object]:
     if len(results) > 1:
         numbers["compared_with"] = results[1]
     print(
-        _table([[r["label"], r["cost_center"], r["cost_max"]] for r in results], ["network", "cost at the minimum", "highest on the grid"])
+        outputs.table(
+            [[r["label"], r["cost_center"], r["cost_max"]] for r in results], ["network", "cost at the minimum", "highest on the grid"]
+        )
     )
     return numbers, fig
 
@@ -290,7 +292,7 @@ def run_spectrum(args, subjects, data) -> tuple[dict, object]:
         ]
         for r in results
     ]
-    print(_table(rows, ["network", "eigenvalues", "negative", "< −1e-3·λmax", "outliers", "largest", "smallest"]))
+    print(outputs.table(rows, ["network", "eigenvalues", "negative", "< −1e-3·λmax", "outliers", "largest", "smallest"]))
     return numbers, fig
 
 
@@ -414,13 +416,6 @@ def load_data(run: Run, n_examples: int) -> dict:
     x_NxD = jnp.asarray(mnist.x_train_NxD)
     y_NxK = jax.nn.one_hot(jnp.asarray(mnist.labels_train_N), run.params[-1][0].shape[0])
     return {"train": (x_NxD, y_NxK), "subset": landscape.fixed_subset(x_NxD, y_NxK, n_examples)}
-
-
-def _table(rows: list[list], header: list[str]) -> str:
-    cells = [header] + [[c if isinstance(c, str) else f"{c:.4g}" for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
 # --------------------------------------------------------------------------- command line

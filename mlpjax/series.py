@@ -307,14 +307,7 @@ def dream(
     }
 
 
-# --------------------------------------------------------------------------- tables
-
-
-def _table(rows: list[list], header: list[str]) -> str:
-    cells = [header] + [[c if isinstance(c, str) else f"{c:.4g}" for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+# --------------------------------------------------------------------------- the commands
 
 
 def run_noise(run: Run, mnist, out_dir: str) -> dict:
@@ -343,7 +336,7 @@ def run_noise(run: Run, mnist, out_dir: str) -> dict:
         ["top output > 0.9", n["above_0.9"], t["above_0.9"]],
         ["most common digit", _mode(n["class_fractions"]), _mode(t["class_fractions"])],
     ]
-    print(_table(rows, ["", "noise", "test digits"]))
+    print(outputs.table(rows, ["", "noise", "test digits"]))
     return numbers
 
 
@@ -383,7 +376,7 @@ def run_weights(runs: list[Run], out_dir: str) -> dict:
             [run.label(), H, stats["center_mean_abs"], stats["border_mean_abs"], moved["center_mean_abs"], moved["border_mean_abs"]]
         )
     outputs.write(out_dir, "weights", fig, numbers)
-    print(_table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "border", "mean |w − w0| centre", "border"]))
+    print(outputs.table(rows, ["first layer of", "neurons", "mean |w| centre 20x20", "border", "mean |w − w0| centre", "border"]))
     return numbers
 
 
@@ -435,7 +428,7 @@ def run_gradients(run: Run, mnist, out_dir: str) -> dict:
     for part in ("weights", "biases"):
         rows += [[f"{part}: {k} |∂C/∂·|", results["init"][part][k], results["final"][part][k]] for k in ("median", "max")]
     rows += [[f"zeros: {k}", results["init"]["zeros"][k], results["final"]["zeros"][k]] for k in ("blank_pixel", "dead_unit", "other")]
-    print(_table(rows, ["", "init", "final"]))
+    print(outputs.table(rows, ["", "init", "final"]))
     for stage, r in results.items():
         print(f"largest at {stage}: " + ", ".join(f"{t['param']}{t['index']} {t['abs_grad']:.3g}" for t in r["top"][:5]))
     return numbers
@@ -465,7 +458,7 @@ def run_dream(run: Run, out_dir: str) -> dict:
         ]
         for b, d in enumerate(result["digits"])
     ]
-    print(_table(rows, ["digit", "best start", "output at start", "output at end", "predicted", "next highest output"]))
+    print(outputs.table(rows, ["digit", "best start", "output at start", "output at end", "predicted", "next highest output"]))
     return numbers
 
 

@@ -125,6 +125,7 @@ def curve_costs(a, theta, b, x_NxD, y_NxK, ts_T, activation: str, cost: str) -> 
     return jax.lax.map(lambda t: cost_lib.network_cost(bezier(a, theta, b, t), x_NxD, y_NxK, activation, cost), ts_T)
 
 
+@functools.cache  # the same function for the same settings: `fit_bezier` compiles once for them
 def minibatch_cost(activation: str, cost: str, batch: int) -> Callable:
     """`loss(params, key, x_NxD, y_NxK)`: the cost on `batch` rows drawn with replacement by `key`."""
 

@@ -84,6 +84,12 @@ def load_run(run_dir: str, network: int | None = None, params: str = "params") -
     """Network `network` of the run in `run_dir`; by default the best by validation accuracy (by test
     accuracy for a run without a validation split) among those that did not diverge. `params`: the
     folder of parameters to read, `params` (after SGD) or `params_polished` (after `train.polish`)."""
+    return load_runs(run_dir, [network], params)[0]
+
+
+def load_runs(run_dir: str, networks: list[int | None] | None = None, params: str = "params") -> list[Run]:
+    """The networks `networks` of the run in `run_dir` (None in the list: the best, as `load_run`), read
+    from disk once; `networks=None`: every network that did not diverge, in order."""
     from omegaconf import OmegaConf
 
     summary_path = os.path.join(run_dir, "summary.json")
@@ -103,15 +109,12 @@ def load_run(run_dir: str, network: int | None = None, params: str = "params") -
         raise RunError(f"{summary_path}: unknown activation {summary['activation']!r} or cost {summary['cost']!r}")
     models = summary["models"]
     G = len(models)
-    if network is None:
-        chosen_on = "validation_accuracy" if all("validation_accuracy" in m for m in models) else "test_accuracy"
-        accs = [m.get(chosen_on, math.nan) for m in models]
-        ok = [g for g in range(G) if not models[g].get("diverged") and math.isfinite(accs[g])]
-        if not ok:
-            raise RunError(f"{summary_path}: no network has a finite {chosen_on.replace('_', ' ')} (all diverged?)")
-        network = max(ok, key=lambda g: accs[g])
-    elif not 0 <= network < G:
-        raise RunError(f"--network {network}: the run has {G} network(s), 0..{G - 1}")
+    if networks is None:
+        networks = [g for g in range(G) if not models[g].get("diverged")]
+    networks = [_best(models, summary_path) if g is None else g for g in networks]
+    for g in networks:
+        if not 0 <= g < G:
+            raise RunError(f"--network {g}: the run has {G} network(s), 0..{G - 1}")
     params_path = os.path.join(run_dir, params)
     if not os.path.isdir(params_path):
         hint = "was it trained with train.polish > 0?" if params == "params_polished" else "the run did not finish?"
@@ -129,7 +132,17 @@ def load_run(run_dir: str, network: int | None = None, params: str = "params") -
         cfg = OmegaConf.load(config_path) if os.path.isfile(config_path) else None
     except Exception as e:  # YAML syntax: the first line says where
         raise RunError(f"{config_path}: cannot parse ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    return Run(run_dir, network, checkpoint.network(stacked, network), summary, cfg)
+    return [Run(run_dir, g, checkpoint.network(stacked, g), summary, cfg) for g in networks]
+
+
+def _best(models: list[dict], summary_path: str) -> int:
+    """The network with the best validation accuracy (test accuracy without a validation split) that did not diverge."""
+    chosen_on = "validation_accuracy" if all("validation_accuracy" in m for m in models) else "test_accuracy"
+    accs = [m.get(chosen_on, math.nan) for m in models]
+    ok = [g for g in range(len(models)) if not models[g].get("diverged") and math.isfinite(accs[g])]
+    if not ok:
+        raise RunError(f"{summary_path}: no network has a finite {chosen_on.replace('_', ' ')} (all diverged?)")
+    return max(ok, key=lambda g: accs[g])
 
 
 def load_data(run: Run):

@@ -82,6 +82,11 @@ def weight_matching(params_a: model.Params, params_b: model.Params, max_rounds: 
     return perms, rounds
 
 
+def aligned(params_a: model.Params, params_b: model.Params) -> model.Params:
+    """B with its hidden units permuted to match A's (`weight_matching`, then `permute`)."""
+    return permute(params_b, weight_matching(params_a, params_b)[0])
+
+
 # --------------------------------------------------------------------------- curves
 
 

@@ -140,7 +140,7 @@ def run_curve(args, subjects, data) -> tuple[dict, object]:
     [(a, b)] = subjects
     x_NxD, y_NxK = data["subset"]
     x_train, y_train = data["train"]
-    aligned = geometry.permute(b.params, geometry.weight_matching(a.params, b.params)[0])
+    aligned = geometry.aligned(a.params, b.params)
     key = jax.random.key(args.seed)
     result = {"networks": [_name(a), _name(b)], "steps": args.steps}
     both = {}
@@ -165,7 +165,7 @@ def run_lines(args, subjects, data) -> tuple[dict, object]:
     [(a, b)] = subjects
     x_NxD, y_NxK = data["subset"]
     alphas_A = np.linspace(-0.5, 1.5, 81)
-    aligned = geometry.permute(b.params, geometry.weight_matching(a.params, b.params)[0])
+    aligned = geometry.aligned(a.params, b.params)
     ends = {"init_to_a": (rundir.init_params_of(a), a.params), "a_to_b": (a.params, b.params), "a_to_b_aligned": (a.params, aligned)}
     result = {"networks": [_name(a), _name(b)], "alphas": alphas_A.tolist()}
     fig = outputs.figure(7, 4.5)
@@ -366,13 +366,9 @@ def subjects(args) -> list:
     if args.networks == "all":
         if args.what != "align" or args.run_b:
             raise RunError("--networks all is for align on one run dir")
-        first = rundir.load_run(args.run_dir, params=args.params)
-        ok = [g for g, m in enumerate(first.summary["models"]) if not m.get("diverged")]
-        runs = {g: rundir.load_run(args.run_dir, g, args.params) for g in ok}
+        runs = rundir.load_runs(args.run_dir, None, args.params)  # every network that did not diverge
         pairs = [
-            (runs[g], runs[h])
-            for g, h in itertools.combinations(ok, 2)
-            if runs[g].model_info.get("learning_rate") == runs[h].model_info.get("learning_rate")
+            (a, b) for a, b in itertools.combinations(runs, 2) if a.model_info.get("learning_rate") == b.model_info.get("learning_rate")
         ]
         if not pairs:
             raise RunError(f"{args.run_dir}: no two networks share a learning rate")
@@ -385,13 +381,15 @@ def subjects(args) -> list:
     elif pair:
         if len(ids) not in (0, 2):
             raise RunError(f"--networks {args.networks}: {args.what} needs two networks, I,J")
-        a = rundir.load_run(args.run_dir, ids[0] if ids else None, args.params)
-        b = rundir.load_run(args.run_dir, ids[1] if ids else _best_partner(args.run_dir, a), args.params)
+        if ids:
+            a, b = rundir.load_runs(args.run_dir, ids, args.params)
+        else:
+            a = rundir.load_run(args.run_dir, None, args.params)
+            b = rundir.load_run(args.run_dir, _best_partner(args.run_dir, a), args.params)
     else:
         if len(ids) > 2:
             raise RunError(f"--networks {args.networks}: {args.what} shows one network or two")
-        runs = [rundir.load_run(args.run_dir, g, args.params) for g in ids] or [rundir.load_run(args.run_dir, params=args.params)]
-        return runs
+        return rundir.load_runs(args.run_dir, ids or [None], args.params)
     if pair:
         _same_networks(a, b)
         return [(a, b)]

@@ -28,16 +28,20 @@ SWEEPS = ("sweep", "series_net_best")
 JOB_FILES = ("summary.json", "metrics.jsonl", "error.txt", ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
+def copy_job(src: str, dst: str) -> None:
+    """A run dir's small files (`JOB_FILES` that exist) from `src` into `dst`."""
+    for name in JOB_FILES:
+        if os.path.exists(os.path.join(src, name)):
+            os.makedirs(os.path.dirname(os.path.join(dst, name)), exist_ok=True)
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+
+
 def copy_sweep(src: str, dst: str) -> None:
     """Every job's small files from the sweep dir `src` into `dst` (same job folder names)."""
     shutil.rmtree(dst, ignore_errors=True)
     for job in sorted(os.listdir(src)):
-        if not os.path.isdir(os.path.join(src, job)) or not job.isdigit():
-            continue
-        for name in JOB_FILES:
-            if os.path.exists(os.path.join(src, job, name)):
-                os.makedirs(os.path.dirname(os.path.join(dst, job, name)), exist_ok=True)
-                shutil.copy(os.path.join(src, job, name), os.path.join(dst, job, name))
+        if os.path.isdir(os.path.join(src, job)) and job.isdigit():
+            copy_job(os.path.join(src, job), os.path.join(dst, job))
     shutil.copy(os.path.join(src, "multirun.yaml"), os.path.join(dst, "multirun.yaml"))
 
 
@@ -120,10 +124,7 @@ def width(src: str, dst: str) -> None:
     """The wider networks (784-64-64-10, five seeds each): their small files, and every pair of seeds aligned."""
     for activation in ("sigmoid", "relu"):
         run_dir = os.path.join(src, activation)
-        for name in JOB_FILES:
-            if os.path.exists(os.path.join(run_dir, name)):
-                os.makedirs(os.path.dirname(os.path.join(dst, activation, name)), exist_ok=True)
-                shutil.copy(os.path.join(run_dir, name), os.path.join(dst, activation, name))
+        copy_job(run_dir, os.path.join(dst, activation))
         run("-m", "mlpjax.landscape", "align", run_dir, "--networks", "all", "--polished", "--out", os.path.join(dst, activation))
 
 

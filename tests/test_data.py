@@ -147,6 +147,48 @@ def test_prepared_once_per_distinct_source(tmp_path, monkeypatch, capsys):
     assert len(prepared_configs(tfds_dir)) == 2
 
 
+def decoded_files(tfds_dir):
+    return sorted(pathlib.Path(tfds_dir).glob(f"mlpjax_mnist/*/*/{data.DECODED_FILE}"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.unlink(),
+        _flip_middle_byte,  # the zip's CRC-32 catches it
+        _truncate,
+        # Readable, but not the rows tfds recorded: another dataset's arrays under this name.
+        lambda p: np.savez(
+            p,
+            images_train=np.zeros((3, 28, 28), np.uint8),
+            labels_train=np.zeros(3, np.uint8),
+            images_test=np.zeros((3, 28, 28), np.uint8),
+            labels_test=np.zeros(3, np.uint8),
+        ),
+    ],
+    ids=["missing", "flipped byte", "truncated", "other rows"],
+)
+def test_decoded_arrays_are_reused_and_a_bad_copy_is_decoded_again(tmp_path, monkeypatch, damage):
+    arrays = write_tiny_mnist(tmp_path / "idx", seed=5)
+    tfds_dir = str(tmp_path / "tfds")
+    assert_matches(load_mnist(str(tmp_path / "idx"), tfds_dir), arrays)  # prepared, decoded by tfds, saved
+    [decoded] = decoded_files(tfds_dir)
+
+    # Later reads take the saved arrays, not tfds's decoding.
+    read_tfds = data._read_tfds
+    monkeypatch.setattr(data, "_read_tfds", lambda builder: pytest.fail("decoded by tfds again"))
+    assert_matches(load_mnist(str(tmp_path / "idx"), tfds_dir), arrays)
+
+    # A damaged copy is never trusted: tfds decodes again and the copy is rewritten.
+    damage(decoded)
+    calls = []
+    monkeypatch.setattr(data, "_read_tfds", lambda builder: calls.append(1) or read_tfds(builder))
+    assert_matches(load_mnist(str(tmp_path / "idx"), tfds_dir), arrays)
+    assert calls == [1] and decoded_files(tfds_dir) == [decoded]
+    assert_matches(load_mnist(str(tmp_path / "idx"), tfds_dir), arrays)
+    assert calls == [1]
+
+
 def test_failed_prepare_leaves_nothing_a_later_call_trusts(tmp_path, monkeypatch, capsys):
     arrays = write_tiny_mnist(tmp_path / "idx", seed=3)
     tfds_dir = str(tmp_path / "tfds")

@@ -23,10 +23,13 @@ def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
 
 # Not cross-entropy on these separable random examples: its cost falls towards 0 as the weights
 # grow, with no minimum to stop at. The ReLU cost has kinks, where L-BFGS's curvature model fails:
-# it need not reach the tolerance, but must come down by a factor 10.
-@pytest.mark.parametrize("activation,cost_name,reaches_tol", [("sigmoid", "quadratic", True), ("relu", "quadratic", False)])
-def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, cost_name, reaches_tol):
-    params_G, nets, x, y = tiny_group()
+# it need not reach the tolerance, but must come down by a factor 10. The sigmoid 4-3-2 networks reach
+# the tolerance in about 50 steps (6-5-3 ones needed up to 379 of the 500 and missed under other XLA flags).
+@pytest.mark.parametrize(
+    "activation,cost_name,sizes,reaches_tol", [("sigmoid", "quadratic", (4, 3, 2), True), ("relu", "quadratic", (6, 5, 3), False)]
+)
+def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, cost_name, sizes, reaches_tol):
+    params_G, nets, x, y = tiny_group(sizes=sizes)
     polished_G, steps_G, gnorm_G = minima.polish(params_G, x, y, activation, cost_name, max_steps=500, tol=1e-4)
     for g, net in enumerate(nets):
         g0_P = ravel_pytree(jax.grad(cost.network_cost)(net, x, y, activation, cost_name))[0]

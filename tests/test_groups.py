@@ -13,8 +13,9 @@ import json
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+
+from mlpjax import checkpoint
 
 PARAM_TOL = 1e-5  # of the layer's largest |weight|
 COST_REL = 1e-4  # the cost moves by a few times the parameters' relative change
@@ -25,13 +26,11 @@ def _models(out):
 
 
 def _params(out):
-    """The run's saved parameters on this process's one device, whatever devices saved them."""
-    path = str(out / "params")
-    with ocp.StandardCheckpointer() as ckpt:
-        meta = ckpt.metadata(path)
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), getattr(meta, "item_metadata", meta))
-        return [np.asarray(a) for a in jax.tree.leaves(ckpt.restore(path, target))]
+    """The run's saved parameters, read as series and landscape read them: onto this process's one
+    device, whatever devices saved them (orbax once refused another topology)."""
+    leaves = jax.tree.leaves(checkpoint.load_params(str(out / "params")))
+    assert all(len(a.sharding.device_set) == 1 for a in leaves)
+    return [np.asarray(a) for a in leaves]
 
 
 def _distance(a, b, scale):
@@ -94,6 +93,7 @@ def test_a_group_split_into_programs_equals_the_group_in_one(train_here, group_i
 
 def test_networks_spread_over_four_devices_give_the_same_results(run_train, group_in_one_program, small_mnist, tmp_path):
     # A subprocess: the number of host devices is fixed when JAX starts. 6 networks on 4 devices: padded to 8.
+    # Its parameters, saved over 4 devices, are read back here on one (a run on 4 GPUs, read on a laptop).
     r = run_train(*GROUP, f"hydra.run.dir={tmp_path}", env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert r.returncode == 0, r.stderr
     assert "spread over 4 devices" in r.stdout

@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from hydra_plugins.mlpjax_grouped_launcher import grouped_launcher
 from mlpjax import config, data, fit, report, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +87,29 @@ def test_jobs_sort_into_sets_of_one_program():
     identity = sweep.set_identity(jobs[:2], "/s")
     assert list(identity) == ["0", "1"] and identity["1"]["optim.lr"] == [0.1, 3]
     assert sweep.set_dir("/s", identity) != sweep.set_dir("/s", sweep.set_identity(jobs[:1], "/s"))
+
+
+def test_a_job_the_sweeper_validated_is_not_composed_again():
+    composed = []
+
+    class HydraLoader:
+        def load_sweep_config(self, master_config, sweep_overrides):
+            composed.append(list(sweep_overrides))
+            return OmegaConf.create({"overrides": list(sweep_overrides)})
+
+        def get_sources(self):
+            return ["sources"]
+
+    loader, master = grouped_launcher._ComposedOnce(HydraLoader()), OmegaConf.create({})
+    validated = loader.load_sweep_config(master, ["seed=1"])  # the sweeper's check of the batch
+    launched = loader.load_sweep_config(master, ["seed=1"])  # the launcher's
+    assert composed == [["seed=1"]] and launched == validated and launched is not validated
+    loader.load_sweep_config(master, ["seed=1"])  # handed over once: composed again
+    loader.load_sweep_config(OmegaConf.create({}), ["seed=1"])  # another sweep's master config
+    assert len(composed) == 3
+    loader.forget()
+    loader.load_sweep_config(master, ["seed=1"])
+    assert len(composed) == 4 and loader.get_sources() == ["sources"]
 
 
 def test_order_layout_equals_one_order_per_network(small_env):

@@ -1083,8 +1083,7 @@ class _Grid:
         width = 0.0  # of the legend, in inches: the panels keep clear of it
         if handles:
             legend = fig.legend(handles=handles, loc="center right", fontsize=7)
-            fig.canvas.draw()
-            width = legend.get_window_extent().width / fig.dpi + 0.1
+            width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.1  # no need to draw the figure
         fig.tight_layout(rect=(0, 0, 1 - width / fig.get_figwidth(), 0.95))
         fig.savefig(os.path.join(self.root, name), dpi=150)
         self.plt.close(fig)

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,10 +60,11 @@ def _jobs(sweep_dir):
 
 @pytest.fixture(scope="module")
 def grouped_and_basic(small_env, tmp_path_factory):
-    """SWEEP under the grouped launcher (the default) and under the basic one: (dir, result) each."""
+    """SWEEP under the grouped launcher (the default) and under the basic one: (dir, result) each, and
+    the folder of its config ("conf")."""
     conf = tmp_path_factory.mktemp("conf")
     (conf / "bad_lr_sweep.yaml").write_text(BAD_LR_SWEEP)
-    runs = {}
+    runs = {"conf": conf}
     for launcher in ("grouped", "basic"):
         d = tmp_path_factory.mktemp(launcher)
         runs[launcher] = (d, _sweep(small_env, d, "-cd", str(conf), *SWEEP, *([] if launcher == "grouped" else ["hydra/launcher=basic"])))
@@ -182,6 +184,22 @@ def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped
         assert (error != "") == (_summary(job) is None), job
 
 
+def test_the_same_sweep_again_skips_complete_jobs_and_trains_a_deleted_one(grouped_and_basic, small_env, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(grouped_and_basic["grouped"][0], again)
+    done = [j for j in _jobs(again) if _summary(j)]
+    before = {j: _summary(j) for j in done}
+    stamp = {j: (j / "summary.json").stat().st_mtime_ns for j in done}
+    (done[1] / "summary.json").unlink()
+    r = _sweep(small_env, again, "-cd", str(grouped_and_basic["conf"]), *SWEEP)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("complete already") == 2
+    assert [(j / "summary.json").stat().st_mtime_ns == stamp[j] for j in done] == [True, False, True]
+    # Trained again, now in a set of its own: other batched shapes, the same networks up to float32 rounding.
+    assert _same(_summary(done[1])["models"], before[done[1]]["models"])
+    assert r.stderr.count("error (job ") == 5  # the jobs that failed fail again, and say so
+
+
 def _same(a, b) -> bool:
     """Equal, numbers up to the float32 rounding that separates the launchers (NaN equals NaN)."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -194,7 +212,7 @@ def _same(a, b) -> bool:
 
 
 def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
-    rows = {launcher: report.report(str(d), quiet=True)["rows"] for launcher, (d, _) in grouped_and_basic.items()}
+    rows = {launcher: report.report(str(grouped_and_basic[launcher][0]), quiet=True)["rows"] for launcher in ("grouped", "basic")}
     assert len(rows["grouped"]) == len(rows["basic"]) > 4  # 4 trained configurations, and the failed ones
     for g, b in zip(rows["grouped"], rows["basic"]):
         assert g.keys() == b.keys()

@@ -21,16 +21,23 @@ IDX_NAMES = {  # split -> (images file, labels file): the standard MNIST names
 }
 
 
+def _session_dir(tmp_path_factory):
+    """A folder of this test session that every xdist worker shares (the parent of the workers' own)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory) -> dict:
-    """JAX's persistent compilation cache in a folder of this session, for this process and every
-    `python -m mlpjax.train` it starts: most runs compile the same programs (XLA compiles are
+    """JAX's persistent compilation cache in a folder of this session, for both xdist workers and every
+    `python -m mlpjax.train` they start: most runs compile the same programs (XLA compiles are
     most of a short run's time on 2 cores). A cached program is the same compiled code, so it
-    changes no result; the folder is new each session, so nothing carries over between sessions."""
+    changes no result; the folder is new each session, so nothing carries over between sessions.
+    (A worker that reads an entry the other is still writing gets JAX's warning and compiles.)"""
     import jax
 
     cache = {
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+        "JAX_COMPILATION_CACHE_DIR": str(_session_dir(tmp_path_factory) / "jax_cache"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }

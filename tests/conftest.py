@@ -65,14 +65,6 @@ def tfds_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def mnist(mnist_idx_dir, tfds_dir):
-    """The real MNIST as a `mlpjax.data.Mnist`, loaded through tfds once per session."""
-    from mlpjax.data import load_mnist  # here, so test files that never load data skip tfds
-
-    return load_mnist(mnist_idx_dir, tfds_dir)
-
-
-@pytest.fixture(scope="session")
 def mnist_arrays(mnist_idx_dir):
     """The real MNIST as a `mlpjax.data.Mnist` read straight from the IDX files (no tfds), for tests
     of training that need all of it but not the tfds path (test_data tests that)."""

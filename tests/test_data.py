@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from tensorflow_datasets.core.download import checksums, downloader
 
-from conftest import SMALL_TEST, SMALL_TRAIN
 from mlpjax import data
 from mlpjax.data import IDX_FILES, DataError, load_mnist, read_idx
 
@@ -123,7 +122,7 @@ def test_prepared_dataset_is_the_idx_files_exactly(small_mnist, small_idx_dir):
     # The first 10,000 training and 2,000 test images of the real files (the code path does not depend on
     # the count; preparing all 70,000 through tfds took 15 s of the suite).
     arrays = {split: tuple(read_idx(os.path.join(small_idx_dir, name)) for name in names) for split, names in IDX_FILES.items()}
-    assert small_mnist.x_train_NxD.shape == (SMALL_TRAIN, 784) and small_mnist.x_test_NxD.shape == (SMALL_TEST, 784)
+    assert small_mnist.x_train_NxD.shape == (10_000, 784) and small_mnist.x_test_NxD.shape == (2_000, 784)  # conftest.SMALL_*
     assert_matches(small_mnist, arrays)
     assert small_mnist.source.startswith(f"idx:{os.path.abspath(small_idx_dir)} (sha256 ")
 

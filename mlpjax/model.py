@@ -8,6 +8,7 @@ so one layer computes `σ(a_BxI @ W_OxI.T + b_O)`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -30,6 +31,13 @@ def init_params(key: jax.Array, sizes: list[int], init: str = "lecun") -> Params
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
+    return _init_params(key, tuple(int(n) for n in sizes), init)
+
+
+# One compiled program per (sizes, init), whatever calls it: op by op, the draws of a few layers
+# cost seconds of dispatch on a CPU; a group draws each of its networks with it (fit.init_group).
+@functools.partial(jax.jit, static_argnames=("sizes", "init"))
+def _init_params(key: jax.Array, sizes: tuple[int, ...], init: str) -> Params:
     params = []
     for key_l, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
         key_W, key_b = jax.random.split(key_l)

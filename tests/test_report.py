@@ -141,6 +141,8 @@ def sweep(tmp_path):
 
 
 def test_report_from_a_hand_made_sweep(sweep, capsys):
+    import matplotlib.image
+
     out = report.report(str(sweep))
     printed = capsys.readouterr().out
 
@@ -190,6 +192,18 @@ def test_report_from_a_hand_made_sweep(sweep, capsys):
     assert len(pngs) >= 2 and {"accuracy_vs_lr.png", "learning_curves.png", "cost_spread.png", "sharpness_vs_lr.png"} <= set(pngs)
     assert all((sweep / p).stat().st_size > 1000 for p in pngs)
     assert len(out["jobs"]) == 4
+
+    # Each figure's legend names what it draws, and nothing else.
+    legends = out["legends"]
+    assert set(legends) == set(out["pngs"]) == set(report.PLOTS)
+    acc = legends["accuracy_vs_lr.png"]
+    assert {"sigmoid", "relu", "median over seeds", "diverged (bottom edge)", "failed job (top edge)"} <= set(acc)
+    assert not [label for label in acc if label.startswith("at chance")]
+    assert "relu" not in legends["sharpness_vs_lr.png"]  # the ReLU jobs have no minima
+    assert "sharpness ≤ 0 (bottom edge)" not in legends["sharpness_vs_lr.png"]
+    assert {"batch 10", "batch full"} <= set(legends["sharpness_vs_cost.png"])
+    # 150 dpi: 2 hidden × 2 batch panels are an 8 × 6.2 inch figure.
+    assert matplotlib.image.imread(sweep / "accuracy_vs_lr.png").shape[:2] == (930, 1200)
 
 
 def test_report_without_minima_and_with_error_txt(tmp_path, capsys):
@@ -447,21 +461,8 @@ def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path):
     assert "[32]" not in section
 
 
-def test_figures_legend_only_what_they_draw(sweep, tmp_path):
-    import matplotlib.image
-
-    out = report.report(str(sweep), quiet=True)
-    legends = out["legends"]
-    assert set(legends) == set(out["pngs"]) == set(report.PLOTS)
-    acc = legends["accuracy_vs_lr.png"]
-    assert {"sigmoid", "relu", "median over seeds", "diverged (bottom edge)", "failed job (top edge)"} <= set(acc)
-    assert not [label for label in acc if label.startswith("at chance")]
-    assert "relu" not in legends["sharpness_vs_lr.png"]  # the ReLU jobs have no minima
-    assert "sharpness ≤ 0 (bottom edge)" not in legends["sharpness_vs_lr.png"]
-    assert {"batch 10", "batch full"} <= set(legends["sharpness_vs_cost.png"])
-    # 150 dpi: 2 hidden × 2 batch panels are an 8 × 6.2 inch figure.
-    assert matplotlib.image.imread(sweep / "accuracy_vs_lr.png").shape[:2] == (930, 1200)
-
+def test_figures_legend_only_what_they_draw(tmp_path):
+    # The hand-made sweep's legends: test_report_from_a_hand_made_sweep. Here a sweep with none of its marks.
     clean = tmp_path / "clean"
     write_job(
         clean / "0",

@@ -146,11 +146,14 @@ def _best(models: list[dict], summary_path: str) -> int:
 
 
 def load_data(run: Run):
-    """MNIST for `run`: from $MNIST_IDX_DIR or the run's data.idx_dir, prepared under its data.data_dir;
-    the training split is the images the run trained on (its `validation` last ones held out)."""
+    """MNIST for `run`: from the run's data.idx_dir (its `${oc.env:…}` resolved now) where that folder
+    exists here, else from $MNIST_IDX_DIR (a run made on another machine); prepared under its
+    data.data_dir. The training split is the images the run trained on (its `validation` last ones held out)."""
     from mlpjax import data
 
-    idx_dir = os.environ.get("MNIST_IDX_DIR") or run.setting("data.idx_dir")
+    recorded = run.setting("data.idx_dir")
+    # The run's own folder first: $MNIST_IDX_DIR may name other files than a run trained with data.idx_dir=… read.
+    idx_dir = recorded if recorded and os.path.isdir(os.path.expanduser(str(recorded))) else os.environ.get("MNIST_IDX_DIR") or recorded
     data_dir = os.path.expanduser(str(run.setting("data.data_dir")))
     try:
         mnist = data.load_mnist(idx_dir, data_dir)

@@ -11,8 +11,9 @@
 RUN_DIR is what `mlpjax.train` wrote (summary.json, params/, .hydra/config.yaml). Of a run
 with several networks, `--network G` picks one (default: the best validation accuracy; the best
 test accuracy for a run without a validation split). Each command writes WHAT.png and
-WHAT.json into --out (default RUN_DIR/series) and prints its numbers. MNIST comes from $MNIST_IDX_DIR, else the run's data.idx_dir, prepared under the
-run's data.data_dir. Mistakes end in one line on stderr and exit code 2.
+WHAT.json into --out (default RUN_DIR/series) and prints its numbers. MNIST comes from the run's
+data.idx_dir where that folder exists here, else $MNIST_IDX_DIR, prepared under the run's data.data_dir.
+Mistakes end in one line on stderr and exit code 2.
 
 The pure functions (`noise_confidence`, `first_layer_images`, `gradient_magnitudes`, `dream`)
 take parameters and arrays and return numbers, so they work without any files.

@@ -175,6 +175,21 @@ def run_dir(tmp_path):
     return run, nets
 
 
+def test_a_run_reads_the_idx_folder_it_was_trained_on(run_dir, tmp_path, monkeypatch):
+    # $MNIST_IDX_DIR is only the fallback: a run trained with data.idx_dir=… gets those files where they exist here.
+    from mlpjax import rundir
+
+    run, _ = run_dir
+    calls = []
+    monkeypatch.setattr("mlpjax.data.load_mnist", lambda idx_dir, data_dir: calls.append(idx_dir) or fake_mnist())
+    monkeypatch.setenv("MNIST_IDX_DIR", "/the/env/dir")
+    config = run / ".hydra" / "config.yaml"
+    for recorded, expected in [(tmp_path, str(tmp_path)), (tmp_path / "elsewhere", "/the/env/dir"), ("null", "/the/env/dir")]:
+        config.write_text(f"data:\n  idx_dir: {recorded}\n  data_dir: {tmp_path / 'tfds'}\n")
+        rundir.load_data(rundir.load_run(str(run)))
+        assert calls.pop() == expected, recorded
+
+
 def test_command_all_writes_every_figure_and_its_numbers(run_dir, tmp_path, monkeypatch, capsys):
     run, nets = run_dir
     calls = []

@@ -60,8 +60,11 @@ def mnist_idx_dir() -> str:
 
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory) -> str:
-    """A tfds data_dir for this session only."""
-    return str(tmp_path_factory.mktemp("tfds"))
+    """A tfds data_dir for this session only, shared by the xdist workers: a dataset is prepared once for
+    both (`mlpjax.data` serializes two processes preparing the same files; test_failures tests that)."""
+    path = _session_dir(tmp_path_factory) / "tfds"
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

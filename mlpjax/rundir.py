@@ -153,7 +153,7 @@ def load_data(run: Run):
 
     recorded = run.setting("data.idx_dir")
     # The run's own folder first: $MNIST_IDX_DIR may name other files than a run trained with data.idx_dir=… read.
-    idx_dir = recorded if recorded and os.path.isdir(os.path.expanduser(str(recorded))) else os.environ.get("MNIST_IDX_DIR") or recorded
+    idx_dir = recorded if recorded and os.path.isdir(str(recorded)) else os.environ.get("MNIST_IDX_DIR") or recorded
     data_dir = os.path.expanduser(str(run.setting("data.data_dir")))
     try:
         mnist = data.load_mnist(idx_dir, data_dir)

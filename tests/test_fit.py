@@ -22,7 +22,8 @@ def _arrays(mnist, n_train=None, dtype=jnp.float32):
 
 def _as64(tree):
     """Every floating-point leaf as float64 (under `jax.enable_x64(True)`)."""
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+    # Cast on the host: a cast on the device compiles a program for every shape.
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
 def _copy(tree):

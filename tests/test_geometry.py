@@ -6,16 +6,16 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 from mlpjax import geometry, geometry_cli, landscape, model
 
 
 def tiny(sizes=(12, 5, 4, 3), seed=0, n=40, init="normal"):
-    params = model.init_params(jax.random.key(seed), list(sizes), init)
-    x_NxD = jax.random.uniform(jax.random.key(seed + 100), (n, sizes[0]))
-    y_NxK = jax.nn.one_hot(jnp.arange(n) % sizes[-1], sizes[-1])
-    return params, x_NxD, y_NxK
+    x_NxD, _ = problems.examples(n, sizes[0], sizes[-1], seed)
+    y_NxK = jnp.asarray(np.eye(sizes[-1], dtype=np.float32)[np.arange(n) % sizes[-1]])
+    return problems.network(sizes, seed, init), x_NxD, y_NxK
 
 
 def trained(sizes, steps=300, lr=2.0):
@@ -134,7 +134,8 @@ def test_filter_normalized_surface_ignores_a_rescaled_relu_layer(c):
     s2 = geometry.surface(R2, *d2, x, y, grid, grid, "relu", "quadratic")
     np.testing.assert_allclose(s2, s1, rtol=1e-5)
     # Without the normalization the same raw directions draw a different picture of the same function.
-    raw = [[(jax.random.normal(jax.random.key(k + l), W.shape), jnp.zeros_like(b)) for l, (W, b) in enumerate(R)] for k in (5, 50)]
+    rng = np.random.default_rng(5)
+    raw = [[(jnp.asarray(rng.normal(size=W.shape).astype(np.float32)), jnp.zeros_like(b)) for W, b in R] for _ in range(2)]
     r1 = geometry.surface(R, *raw, x, y, grid, grid, "relu", "quadratic")
     r2 = geometry.surface(R2, *raw, x, y, grid, grid, "relu", "quadratic")
     assert not np.allclose(r1, r2, rtol=1e-3)

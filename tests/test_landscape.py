@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 from mlpjax import cost, landscape, model
@@ -12,11 +13,7 @@ from mlpjax import cost, landscape, model
 
 def tiny_problem(activation="sigmoid", cost_name="quadratic", seed=0, sizes=(6, 4, 3), n=32):
     """Random params of `sizes` (43 parameters for [6, 4, 3]) and n random examples."""
-    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
-    params = model.init_params(k_params, list(sizes), "normal")
-    x_NxD = jax.random.uniform(k_x, (n, sizes[0]))
-    y_NxK = jax.nn.one_hot(jax.random.randint(k_y, (n,), 0, sizes[-1]), sizes[-1])
-    return params, x_NxD, y_NxK
+    return problems.network(sizes, seed), *problems.examples(n, sizes[0], sizes[-1], seed)
 
 
 @pytest.mark.parametrize("activation,cost_name", [("sigmoid", "quadratic"), ("relu", "cross_entropy")])

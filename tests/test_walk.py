@@ -7,19 +7,16 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from mlpjax import cost, fit, model, walk
+from mlpjax import cost, fit, walk
 
 
 def tiny(sizes=(8, 5, 4), n=24, seed=0, dtype=jnp.float32):
     """Random parameters (LeCun) and n random examples with one-hot targets."""
-    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
-    params = model.init_params(k_params, list(sizes), "lecun")
-    x_NxD = jax.random.uniform(k_x, (n, sizes[0]), dtype)
-    y_NxK = jax.nn.one_hot(jax.random.randint(k_y, (n,), 0, sizes[-1]), sizes[-1], dtype=dtype)
-    return jax.tree.map(lambda a: a.astype(dtype), params), x_NxD, y_NxK
+    return problems.network(sizes, seed, "lecun", dtype), *problems.examples(n, sizes[0], sizes[-1], seed, dtype)
 
 
 def flat(params) -> np.ndarray:

@@ -412,8 +412,8 @@ def _skip_reasons(params: model.Params, members: list[dict]) -> list[str | None]
     """Per network of the stacked `params`: why it is not analyzed, or None."""
     G = len(members)
     finite_G = np.ones(G, bool)
-    for W, b in params:
-        finite_G &= np.asarray(jnp.all(jnp.isfinite(W.reshape(G, -1)), axis=1) & jnp.all(jnp.isfinite(b.reshape(G, -1)), axis=1))
+    for W, b in params:  # on the host: on the device each layer's shape would compile a program
+        finite_G &= np.isfinite(np.asarray(W).reshape(G, -1)).all(axis=1) & np.isfinite(np.asarray(b).reshape(G, -1)).all(axis=1)
     return ["diverged" if m.get("diverged") else None if finite_G[g] else "non-finite parameters" for g, m in enumerate(members)]
 
 

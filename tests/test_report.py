@@ -140,6 +140,13 @@ def sweep(tmp_path):
     return root
 
 
+@pytest.fixture
+def without_figures(monkeypatch):
+    """`report.report` without drawing its figures (about 3 s a report on 2 cores), for the tests of its
+    tables: the figures are tested on the hand-made sweep, by the command line and by the callback."""
+    monkeypatch.setattr(report, "plot_all", lambda root, sweep: ([], {}))
+
+
 def test_report_from_a_hand_made_sweep(sweep, capsys):
     import matplotlib.image
 
@@ -269,7 +276,7 @@ def md_section(md, title):
     return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_every_choice_is_made_on_validation(tmp_path):
+def test_every_choice_is_made_on_validation(tmp_path, without_figures):
     # On validation, batch 32 at η = 1 is best and seed 1 is best in every configuration; on test,
     # batch 10 at η = 0.1 and seed 0. The report must follow validation, and read test only after.
     v10, t10 = lambda g: 0.90 + 0.01 * (g % 3 == 1), lambda g: 0.95 + 0.02 * (g < 3) + 0.01 * (g % 3 == 0)
@@ -330,7 +337,7 @@ def stationary_points(g):
     }
 
 
-def test_minima_saddles_and_descending_are_counted(tmp_path):
+def test_minima_saddles_and_descending_are_counted(tmp_path, without_figures):
     write_job(tmp_path / "0", "sigmoid", [16], 10, diverged={4}, stationary=stationary_points, polish_tol=1e-3)
     write_job(tmp_path / "1", "sigmoid", [32], 10, stationary=stationary_points, polish_tol=1e-4)  # the job's own tol
     write_job(tmp_path / "2", "sigmoid", [64], 10)  # an older job: nothing checked
@@ -355,7 +362,7 @@ def test_minima_saddles_and_descending_are_counted(tmp_path):
     assert "| sigmoid | [16] | 10 | 1 | 3 |" in md_section(md, "All configurations") and "| 2/3 |" not in section
 
 
-def test_networks_csv_has_one_row_per_network(sweep):
+def test_networks_csv_has_one_row_per_network(sweep, without_figures):
     write_job(
         sweep / "4",
         "relu",
@@ -437,7 +444,7 @@ def test_paired_difference_interval_shrinks_with_more_pairs():
     )
 
 
-def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path):
+def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path, without_figures):
     sig, relu = lambda g: 0.8 + 0.02 * g, lambda g: 0.1 if g == 2 else 0.9 + 0.01 * g  # ReLU η 0.1 seed 2: at chance
     write_job(tmp_path / "0", "sigmoid", [16], 10, test=sig, validation=lambda g: sig(g) - 0.01, minima=True)
     write_job(tmp_path / "1", "relu", [16], 10, test=relu, validation=lambda g: relu(g) + 0.01, minima=True, diverged={4})

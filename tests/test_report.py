@@ -143,7 +143,8 @@ def sweep(tmp_path):
 @pytest.fixture
 def without_figures(monkeypatch):
     """`report.report` without drawing its figures (about 3 s a report on 2 cores), for the tests of its
-    tables: the figures are tested on the hand-made sweep, by the command line and by the callback."""
+    tables and of the callback: the figures are checked on the hand-made sweep, and the command line
+    (a process of its own) draws them too."""
     monkeypatch.setattr(report, "plot_all", lambda root, sweep: ([], {}))
 
 
@@ -248,7 +249,7 @@ def test_cli_writes_the_report(sweep):
     assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
 
 
-def test_callback_reports_the_sweep_dir(sweep, capsys):
+def test_callback_reports_the_sweep_dir(sweep, capsys, without_figures):
     from omegaconf import OmegaConf
 
     report.ReportCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))

@@ -408,12 +408,19 @@ def fixed_subset(x_NxD, y_NxK, n_examples: int):
     return jnp.asarray(x_NxD, jnp.float32), jnp.asarray(y_NxK, jnp.float32)
 
 
+@jax.jit
+def _finite_G(params: model.Params) -> jax.Array:
+    """Per network of the stacked `params` (leading axis G): is every weight and bias finite. Shape (G,).
+
+    One program per group shape (op by op, every layer's shape compiled its own), and only G booleans
+    leave the device."""
+    G = params[0][0].shape[0]
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(a.reshape(G, -1)).all(axis=1) for layer in params for a in layer])
+
+
 def _skip_reasons(params: model.Params, members: list[dict]) -> list[str | None]:
     """Per network of the stacked `params`: why it is not analyzed, or None."""
-    G = len(members)
-    finite_G = np.ones(G, bool)
-    for W, b in params:  # on the host: on the device each layer's shape would compile a program
-        finite_G &= np.isfinite(np.asarray(W).reshape(G, -1)).all(axis=1) & np.isfinite(np.asarray(b).reshape(G, -1)).all(axis=1)
+    finite_G = np.asarray(_finite_G(params))
     return ["diverged" if m.get("diverged") else None if finite_G[g] else "non-finite parameters" for g, m in enumerate(members)]
 
 

@@ -2,7 +2,9 @@
 
 Test data only (`model.init_params` is tested in test_model.py): an eager `jax.random` draw or a
 `model.init_params` of a new shape compiles a program, 0.3-1 s each on 2 cores, more than most of
-the tests that use these take.
+the tests that use these take. `dtype=np.float64` gives float64 arrays only under
+`jax.enable_x64(True)` (outside it JAX keeps float32). The tests import this module as `problems`:
+pytest puts `tests/` on `sys.path` (the folder has no `__init__.py`).
 """
 
 import jax.numpy as jnp

@@ -30,7 +30,8 @@ def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
 # grow, with no minimum to stop at. The ReLU cost has kinks, where L-BFGS's curvature model fails:
 # it need not reach the tolerance, but must come down by a factor 10. One-layer sigmoid 4-2 networks
 # reach the tolerance in 15-20 steps; with a hidden layer, some random draws take more than the 500
-# (4-3-2: 65, 70 and > 500 steps; 6-5-3: 268 to > 500, and the count moves with XLA's flags).
+# (4-3-2: 65, 70 and > 500 steps; 6-5-3: 268 to > 500, and the count moves with XLA's flags). Networks
+# with hidden layers are polished here in the ReLU case and on MNIST in test_a_run_with_validation_and_polish.
 @pytest.mark.parametrize(
     "activation,cost_name,sizes,reaches_tol", [("sigmoid", "quadratic", (4, 2), True), ("relu", "quadratic", (6, 5, 3), False)]
 )

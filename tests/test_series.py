@@ -94,7 +94,7 @@ def test_gradient_magnitudes_match_jax_grad(activation, cost_name):
     # Under relu more than half of these entries are 0 (dead units): the ratio is then inf.
     median = np.median(g_P)
     assert r["ratio_max_to_median"] == (pytest.approx(g_P.max() / median, rel=1e-8) if median > 0 else math.inf)
-    assert (median > 0) == (activation == "sigmoid")  # both branches are seen
+    assert (median > 0) == (activation == "sigmoid")  # of this draw (tests/problems.py): both branches are seen
     # The top entries point at the right parameters, largest first. Robust to near-ties: each
     # named entry's value is its gradient, and it is among the 5 largest up to `tol` (of two
     # entries within rounding of each other, either may come first).
@@ -142,8 +142,11 @@ def test_dream_raises_each_digits_log_likelihood(activation, output):
     y_BxK = np.eye(4, dtype=np.float32)
     before_B, after_B = (np.asarray(series._log_likelihood(params, x, y_BxK, activation, output)) for x in (x0_BxD, r["images_BxD"]))
     assert np.all(after_B > before_B), (before_B, after_B)
+    # The starts rebuilt here are dream's: output d of each is the `target_start` it reports.
+    conf0_BxK = np.asarray(series.confidence(model.forward(params, jnp.asarray(x0_BxD), activation, output), output))
     for b in range(4):
         assert r["target"][b] == r["confidence_BxK"][b, b]
+        assert r["target_start"][b] == pytest.approx(conf0_BxK[b, b], rel=1e-5)
     assert set(r["start"]) <= {"black", "gray", "noise 0", "noise 1"}
 
 

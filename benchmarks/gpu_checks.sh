@@ -10,11 +10,14 @@
 #    batch 128, 3 epochs), timed from process start to the report on disk, then every job
 #    checked: its own summary.json with exactly its one network, its train cost finite.
 # Each step has its own time limit and log in OUT_DIR, so one failing step leaves the others'
-# results. On the device machine of the README: about 5 minutes. A smoke test on a CPU (timings
-# not for quoting): BENCH_GROUPS=1,8 SEEDS=2 EXTRA=--quick bash benchmarks/gpu_checks.sh OUT_DIR
-set -u
+# results. On the device machine of the README: about 9 minutes (3.5 for the benchmark, 5 for the sweep).
+# A smoke test on a CPU (timings not for quoting):
+#     BENCH_GROUPS=1,8 GROUPS_PER_MODEL=8 SEEDS=2 EXTRA=--quick bash benchmarks/gpu_checks.sh OUT_DIR
+set -u -o pipefail
 out=${1:?usage: bash benchmarks/gpu_checks.sh OUT_DIR}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."  # the repository root: python -m mlpjax.train, benchmarks/
 export TFDS_DATA_DIR=${TFDS_DATA_DIR:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1
 
@@ -28,6 +31,7 @@ echo "== 1. group benchmark"
 timeout 240 python3 benchmarks/epoch_speed.py --methods project,jax_loop,torch --batches 128,1024 \
     --groups "${BENCH_GROUPS:-1,64,1024,4096,16384}" --per-model-groups "${GROUPS_PER_MODEL:-1024}" --eval-examples 1000 ${EXTRA:-} --out "$out/epoch_speed.json" \
     2>&1 | tee "$out/epoch_speed.log"
+echo "benchmark exit $? (124: its time limit)"
 fi
 
 if run 2; then
@@ -44,6 +48,8 @@ echo "sweep exit $rc, wall time process start to exit: $(python3 -c "print(f'{$e
 python3 - "$sweep" <<'EOF'
 import json, math, os, sys
 sweep = sys.argv[1]
+if not os.path.isdir(sweep):
+    sys.exit(f"no sweep dir {sweep}: the sweep did not start")
 jobs = sorted(int(n) for n in os.listdir(sweep) if n.isdigit())
 bad, costs = [], []
 for n in jobs:
@@ -54,7 +60,7 @@ for n in jobs:
     with open(path) as f:
         models = json.load(f)["models"]
     if len(models) != 1 or not math.isfinite(models[0]["train_cost"]):
-        bad.append((n, f"{len(models)} networks"))
+        bad.append((n, f"{len(models)} networks" if len(models) != 1 else "train cost not finite"))
         continue
     costs.append(models[0]["train_cost"])
 print(f"job dirs: {len(jobs)}; with one finite network each: {len(costs)}; bad: {bad[:5]}")

@@ -1,4 +1,4 @@
-"""Small random networks and examples for tests, drawn with NumPy.
+"""Small random networks and examples for tests, drawn with NumPy; the cost and its gradient compiled.
 
 Test data only (`model.init_params` is tested in test_model.py): an eager `jax.random` draw or a
 `model.init_params` of a new shape compiles a program, 0.3-1 s each on 2 cores, more than most of
@@ -7,8 +7,16 @@ the tests that use these take. `dtype=np.float64` gives float64 arrays only unde
 pytest puts `tests/` on `sys.path` (the folder has no `__init__.py`).
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mlpjax import cost
+
+# The cost and its gradient as the tests compute them themselves, compiled once per shape and setting:
+# op by op, a gradient compiles each of its ~40 primitives.
+cost_C = jax.jit(cost.network_cost, static_argnames=("activation", "cost"))
+grad_C = jax.jit(jax.grad(cost.network_cost), static_argnames=("activation", "cost"))
 
 SCALES = {"normal": lambda n_in: 1.0, "lecun": lambda n_in: 1 / np.sqrt(n_in), "he": lambda n_in: np.sqrt(2 / n_in)}
 

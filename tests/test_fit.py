@@ -9,12 +9,10 @@ rounding (eps = 2.2e-16) stays many orders of magnitude below what a wrong answe
 import jax
 import jax.numpy as jnp
 import numpy as np
+import problems
 import pytest
 
 from mlpjax import cost, fit, model
-
-# Compiled once per shape and setting: op by op, a gradient compiles each of its ~40 primitives.
-grad_C = jax.jit(jax.grad(cost.network_cost), static_argnames=("activation", "cost"))
 
 
 def _arrays(mnist, n_train=None, dtype=jnp.float32):
@@ -100,7 +98,7 @@ def test_full_batch_gradient_descent_is_one_step_of_the_true_gradient(small_mnis
         group = _as64(fit.init_group(spec, "lecun", np.array([0]), np.array([2.0])))
         params0 = [(W[0], b[0]) for W, b in _copy(group.params)]
         group, _ = fit.train_epoch(group, x, y, jnp.asarray(fit.permutations([0], 1, 500)[0]), spec)
-        grads = grad_C(params0, x, y)
+        grads = problems.grad_C(params0, x, y)
         expected = jax.tree.map(lambda p, g: p - 2.0 * g, params0, grads)
         for lg, le, l0 in zip(jax.tree.leaves(group.params), jax.tree.leaves(expected), jax.tree.leaves(params0)):
             np.testing.assert_allclose(lg[0], le, rtol=1e-9, atol=1e-12)

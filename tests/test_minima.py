@@ -9,20 +9,13 @@ import problems
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from mlpjax import cost, landscape, minima
-
-# Compiled once per shape and setting: op by op, a gradient compiles each of its ~40 primitives.
-cost_C = jax.jit(cost.network_cost, static_argnames=("activation", "cost"))
-grad_C = jax.jit(jax.grad(cost.network_cost), static_argnames=("activation", "cost"))
+from mlpjax import landscape, minima
 
 
 def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
     """G random networks (stacked) and n random examples."""
     nets = [problems.network(sizes, seed=g) for g in range(G)]
-    params_G = [
-        (jnp.asarray(np.stack([net[l][0] for net in nets])), jnp.asarray(np.stack([net[l][1] for net in nets])))
-        for l in range(len(sizes) - 1)
-    ]
+    params_G = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)  # stacked on the host: one program fewer per shape
     return params_G, nets, *problems.examples(n, sizes[0], sizes[-1])
 
 
@@ -39,13 +32,13 @@ def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, c
     params_G, nets, x, y = tiny_group(sizes=sizes)
     polished_G, steps_G, gnorm_G = minima.polish(params_G, x, y, activation, cost_name, max_steps=500, tol=1e-4)
     for g, net in enumerate(nets):
-        g0_P = ravel_pytree(grad_C(net, x, y, activation, cost_name))[0]
+        g0_P = ravel_pytree(problems.grad_C(net, x, y, activation, cost_name))[0]
         after = [(W[g], b[g]) for W, b in polished_G]
-        c_before = float(cost_C(net, x, y, activation, cost_name))
-        c_after = float(cost_C(after, x, y, activation, cost_name))
+        c_before = float(problems.cost_C(net, x, y, activation, cost_name))
+        c_after = float(problems.cost_C(after, x, y, activation, cost_name))
         assert c_after < c_before
         # The reported norm is the gradient's at the returned point, computed here independently.
-        g_P = ravel_pytree(grad_C(after, x, y, activation, cost_name))[0]
+        g_P = ravel_pytree(problems.grad_C(after, x, y, activation, cost_name))[0]
         assert float(gnorm_G[g]) == pytest.approx(float(jnp.linalg.norm(g_P)), rel=1e-3, abs=1e-6)
         assert gnorm_G[g] < 0.1 * float(jnp.linalg.norm(g0_P))
         if reaches_tol:
@@ -79,7 +72,7 @@ def test_stationarity_against_the_dense_hessian():
             net64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), net)
             x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
             eig = np.linalg.eigvalsh(np.asarray(landscape.hessian(net64, x64, y64)))
-            gnorm = float(jnp.linalg.norm(ravel_pytree(grad_C(net64, x64, y64))[0]))
+            gnorm = float(jnp.linalg.norm(ravel_pytree(problems.grad_C(net64, x64, y64))[0]))
         scale = np.abs(eig).max()
         # float32 Hessian-vector products: errors of order 1e-6 of the largest eigenvalue; 1e-3 leaves room.
         assert p["lambda_max"] == pytest.approx(eig[-1], abs=1e-3 * scale)

@@ -10,9 +10,6 @@ import pytest
 
 from mlpjax import cost, model
 
-# Compiled once per shape and setting: op by op, a gradient compiles each of its ~40 primitives.
-grad_C = jax.jit(jax.grad(cost.network_cost), static_argnames=("activation", "cost"))
-
 
 def sig(z):
     return 1 / (1 + math.exp(-z))
@@ -121,7 +118,7 @@ def test_gradient_is_the_mean_of_per_example_nudges():
     y = jnp.asarray(np.eye(10, dtype=np.float32)[np.arange(32) % 10])
     per_example = jax.vmap(jax.grad(lambda p, xi, yi: cost.network_cost(p, xi[None], yi[None])), in_axes=(None, 0, 0))(params, x, y)
     mean_of_nudges = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example)
-    grad_of_mean = grad_C(params, x, y)
+    grad_of_mean = problems.grad_C(params, x, y)
     # float32: each entry is a sum over 32 examples (<~ 32·eps ≈ 4e-6 of the sum of the terms'
     # sizes, eps = 1.2e-7) of per-example backpropagations that round by a few eps per layer.
     # Against that scale, mean_i |nudge_i|, the two agree to 1e-5; summed instead of averaged,

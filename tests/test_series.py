@@ -13,17 +13,14 @@ import problems
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from mlpjax import checkpoint, cost, model, series
-
-# Compiled once per shape and setting: op by op, a gradient compiles each of its ~40 primitives.
-grad_C = jax.jit(jax.grad(cost.network_cost), static_argnames=("activation", "cost"))
+from mlpjax import checkpoint, model, series
 
 
 def tiny(sizes=(6, 4, 3), seed=0, n=40, float64=False):
     """Random params and n random examples; `float64` (under `jax.enable_x64`): all cast to float64."""
-    params, (x_NxD, y_NxK) = problems.network(sizes, seed), problems.examples(n, sizes[0], sizes[-1], seed)
+    dtype = np.float64 if float64 else np.float32
+    params, (x_NxD, y_NxK) = problems.network(sizes, seed, dtype=dtype), problems.examples(n, sizes[0], sizes[-1], seed, dtype)
     if float64:
-        params, x_NxD, y_NxK = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x_NxD, y_NxK))
         assert all(a.dtype == jnp.float64 for a in jax.tree.leaves((params, x_NxD, y_NxK)))
     return params, x_NxD, y_NxK
 
@@ -80,7 +77,7 @@ def test_gradient_magnitudes_match_jax_grad(activation, cost_name):
         params, x, y = tiny(float64=True)
         x = x.at[:, 0].set(0.0)  # an always-black input: its 4 first-layer weights get exactly 0
         r = series.gradient_magnitudes(params, x, y, activation, cost_name, bins=12, top_k=5)
-        grads = grad_C(params, x, y, activation, cost_name)
+        grads = problems.grad_C(params, x, y, activation, cost_name)
         g_P = np.abs(np.asarray(ravel_pytree(grads)[0]))  # in the context: outside, JAX would cast to float32
     assert g_P.dtype == np.float64
     tol = 1e-12 * g_P.max()
@@ -236,7 +233,7 @@ def test_command_all_writes_every_figure_and_its_numbers(run_dir, tmp_path, monk
     for stage, params in [("init", model.init_params(jax.random.key(SEEDS[1]), SIZES, "lecun")), ("final", nets[1])]:
         with jax.enable_x64(True):
             as64 = lambda a: jnp.asarray(a, jnp.float64)
-            grads = grad_C(jax.tree.map(as64, params), as64(mnist.x_train_NxD), as64(y))
+            grads = problems.grad_C(jax.tree.map(as64, params), as64(mnist.x_train_NxD), as64(y))
             g_P = np.abs(np.asarray(ravel_pytree(grads)[0]))  # in the context: outside, JAX would cast to float32
         assert g_P.dtype == np.float64
         medians[stage] = float(np.median(g_P))

@@ -1,11 +1,15 @@
 """Shared fixtures: the real MNIST from $MNIST_IDX_DIR (all of it, or its first examples), and runs of
-`mlpjax.train`, as a subprocess (the real command line) or in this process (`mlpjax.train.train`).
+`mlpjax.train`: as a subprocess (`run_train`: the real process), its command line in this process
+(`train_cli_here`: Hydra, launchers, exit codes), or `mlpjax.train.train` on a composed config (`train_here`).
 
 Most runs do not need all of MNIST: they use `small_idx_dir`, the first SMALL_TRAIN training and
 SMALL_TEST test images of the real files, prepared once per session.
 """
 
+import contextlib
 import gzip
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -123,6 +127,53 @@ def run_train(train_env):
         return subprocess.run(
             [sys.executable, "-m", "mlpjax.train", *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def train_cli_here(train_env):
+    """`train_cli_here(*argv) -> CompletedProcess`: `python -m mlpjax.train ARGV…` on the small MNIST, run
+    in this process (`mlpjax.train.main` under that command line and environment), so the programs
+    this worker compiled are not traced and compiled again. For tests of what a run writes and
+    prints; the tests of the process itself (exit on a kill, the real entry point) use `run_train`."""
+
+    class Captured(io.StringIO):
+        def close(self):  # Hydra's logging setup closes every handler, and absl's closes its stream
+            pass
+
+    def run(*argv):
+        from absl import logging as absl_logging
+        from hydra.core.global_hydra import GlobalHydra
+
+        from mlpjax import train
+
+        out, err, code = Captured(), Captured(), 0
+        absl = absl_logging.get_absl_handler().python_handler
+        saved = (list(sys.argv), dict(os.environ), os.getcwd(), logging.root.handlers[:], logging.root.level, absl.stream)
+        sys.argv = ["mlpjax/train.py", *argv]
+        os.environ.update(train_env)
+        absl.stream = err  # it holds pytest's capture of stderr, which it would close
+        GlobalHydra.instance().clear()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                train.main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+            # Hydra configured logging for its jobs (handlers on the captured streams, files in job dirs).
+            for h in logging.root.handlers:
+                if h not in saved[3]:
+                    h.close()
+            logging.root.handlers[:] = saved[3]
+            logging.root.setLevel(saved[4])
+            sys.argv[:] = saved[0]
+            os.environ.clear()
+            os.environ.update(saved[1])
+            os.chdir(saved[2])
+            absl.stream = saved[5]
+        return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
     return run
 

@@ -44,9 +44,9 @@ def small_env(train_env) -> dict:
     return train_env
 
 
-def _sweep(env, sweep_dir, *args):
-    cmd = [sys.executable, "-m", "mlpjax.train", "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
-    return subprocess.run(cmd, cwd=REPO, env=dict(os.environ) | env, capture_output=True, text=True, timeout=600)
+def _sweep(train_cli_here, sweep_dir, *args):
+    """`python -m mlpjax.train -m ARGS… hydra.sweep.dir=SWEEP_DIR`, in this process."""
+    return train_cli_here("-m", *args, f"hydra.sweep.dir={sweep_dir}")
 
 
 def _summary(job_dir):
@@ -59,7 +59,7 @@ def _jobs(sweep_dir):
 
 
 @pytest.fixture(scope="module")
-def grouped_and_basic(small_env, tmp_path_factory):
+def grouped_and_basic(train_cli_here, tmp_path_factory):
     """SWEEP under the grouped launcher (the default) and under the basic one: (dir, result) each, and
     the folder of its config ("conf")."""
     conf = tmp_path_factory.mktemp("conf")
@@ -67,7 +67,8 @@ def grouped_and_basic(small_env, tmp_path_factory):
     runs = {"conf": conf}
     for launcher in ("grouped", "basic"):
         d = tmp_path_factory.mktemp(launcher)
-        runs[launcher] = (d, _sweep(small_env, d, "-cd", str(conf), *SWEEP, *([] if launcher == "grouped" else ["hydra/launcher=basic"])))
+        choice = [] if launcher == "grouped" else ["hydra/launcher=basic"]
+        runs[launcher] = (d, _sweep(train_cli_here, d, "-cd", str(conf), *SWEEP, *choice))
     return runs
 
 
@@ -184,14 +185,14 @@ def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped
         assert (error != "") == (_summary(job) is None), job
 
 
-def test_the_same_sweep_again_skips_complete_jobs_and_trains_a_deleted_one(grouped_and_basic, small_env, tmp_path):
+def test_the_same_sweep_again_skips_complete_jobs_and_trains_a_deleted_one(grouped_and_basic, train_cli_here, tmp_path):
     again = tmp_path / "again"
     shutil.copytree(grouped_and_basic["grouped"][0], again)
     done = [j for j in _jobs(again) if _summary(j)]
     before = {j: _summary(j) for j in done}
     stamp = {j: (j / "summary.json").stat().st_mtime_ns for j in done}
     (done[1] / "summary.json").unlink()
-    r = _sweep(small_env, again, "-cd", str(grouped_and_basic["conf"]), *SWEEP)
+    r = _sweep(train_cli_here, again, "-cd", str(grouped_and_basic["conf"]), *SWEEP)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("complete already") == 2
     assert [(j / "summary.json").stat().st_mtime_ns == stamp[j] for j in done] == [True, False, True]
@@ -229,10 +230,10 @@ def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
 
 
 @pytest.fixture(scope="module")
-def through_submitit(small_env, tmp_path_factory):
+def through_submitit(train_cli_here, tmp_path_factory):
     """LONG through submitit's local executor: one submitit job for its one set."""
     d = tmp_path_factory.mktemp("submitit")
-    return d, _sweep(small_env, d, "hydra.launcher.backend=submitit_local", *LONG)
+    return d, _sweep(train_cli_here, d, "hydra.launcher.backend=submitit_local", *LONG)
 
 
 def test_submitit_local_runs_one_job_per_set(through_submitit):
@@ -245,7 +246,7 @@ def test_submitit_local_runs_one_job_per_set(through_submitit):
     assert "set 1/1: 4 networks of 4 jobs" in log and "4/4 epochs" in log
 
 
-def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env, through_submitit, tmp_path):
+def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env, train_cli_here, through_submitit, tmp_path):
     whole, _ = through_submitit
     cmd = [sys.executable, "-m", "mlpjax.train", "-m", *LONG, f"hydra.sweep.dir={tmp_path}"]
     # It reads the session's compiled programs and writes none: a cache file cut short by the kill
@@ -259,7 +260,7 @@ def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env
     proc.wait()
     assert not any(_summary(j) for j in _jobs(tmp_path)), "the sweep finished before the kill; nothing was tested"
 
-    r = _sweep(small_env, tmp_path, *LONG)
+    r = _sweep(train_cli_here, tmp_path, *LONG)
     assert r.returncode == 0, r.stderr
     resumed = [l for l in r.stdout.splitlines() if l.startswith("resuming from epoch")]
     assert len(resumed) == 1 and 1 <= int(resumed[0].split()[-1]) <= 3, r.stdout

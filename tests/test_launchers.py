@@ -6,8 +6,9 @@ import pytest
 
 
 @pytest.mark.parametrize("launcher", ["submitit_local", "joblib_cpu"])
-def test_sweep_through_a_launcher_writes_every_summary(run_train, tmp_path, launcher):
-    r = run_train("-m", f"hydra/launcher={launcher}", "seed=0,1", "train.epochs=1", "optim.lr=3", f"hydra.sweep.dir={tmp_path}")
+def test_sweep_through_a_launcher_writes_every_summary(train_cli_here, tmp_path, launcher):
+    # The sweep's own process is this one; the launcher starts the jobs' processes.
+    r = train_cli_here("-m", f"hydra/launcher={launcher}", "seed=0,1", "train.epochs=1", "optim.lr=3", f"hydra.sweep.dir={tmp_path}")
     assert r.returncode == 0, r.stderr
     summaries = [json.loads((tmp_path / str(j) / "summary.json").read_text()) for j in (0, 1)]
     assert [s["models"][0]["seed"] for s in summaries] == [0, 1]

@@ -78,8 +78,8 @@ def test_diverged_network_is_marked_and_the_run_goes_on(train_here, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["models"] == [slow, fast]
 
 
-def test_every_network_diverged_exits_nonzero(run_train, tmp_path):
-    r = run_train("model.activation=relu", "optim.lr=1000000.0", "train.epochs=1", f"hydra.run.dir={tmp_path}")
+def test_every_network_diverged_exits_nonzero(train_cli_here, tmp_path):
+    r = train_cli_here("model.activation=relu", "optim.lr=1000000.0", "train.epochs=1", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         "error: every network diverged (cost or parameters not finite, or norm past train.diverge_norm); try a smaller optim.lr"

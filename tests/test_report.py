@@ -650,17 +650,10 @@ def test_analyze_group_sharpness_is_the_top_eigenvalue_with_few_steps():
 
 
 def test_analyze_group_barrier_is_zero_when_final_equals_init():
-    init, _, x, y = tiny_group("sigmoid", G=2)
-    out = landscape.analyze_group(
-        init,
-        init,
-        [{"seed": 0, "learning_rate": 1.0}, {"seed": 1, "learning_rate": 1.0}],
-        x,
-        y,
-        "sigmoid",
-        n_examples=50,
-        lanczos_steps=200,
-    )  # the shapes of the test above: compiled already
+    init, _, x, y = tiny_group("sigmoid")
+    # As above, four networks of which three are analyzed: the programs of the sigmoid case, compiled already.
+    members = [{"seed": g, "learning_rate": 1.0, "diverged": g == 1} for g in range(4)]
+    out = landscape.analyze_group(init, init, members, x, y, "sigmoid", n_examples=50, lanczos_steps=200)
     # (1−α)·p + α·p is p to within 2 ulp: the path's costs agree to a few eps. abs 1e-5 × the cost.
     assert out[0]["init_barrier"] == pytest.approx(0.0, abs=1e-5 * out[0]["cost_subset"])
     assert out[0]["cost_subset"] == pytest.approx(

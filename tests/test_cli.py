@@ -73,18 +73,19 @@ def test_bad_override_is_one_line_naming_the_key(capsys, override, expected):
 
 
 @pytest.mark.parametrize(
-    "override,expected",
+    "override,expected,process",
     [
-        # Caught by the preflight, before Hydra and before any data is read.
-        ("model.activation=tanh", "model.activation='tanh': must be one of sigmoid, relu"),
+        # Caught by the preflight, before Hydra and before any data is read (`mlpjax.train.main` in this process).
+        ("model.activation=tanh", "model.activation='tanh': must be one of sigmoid, relu", False),
         # Caught once the data is loaded: the training set (here the small one, n examples) bounds the batch.
-        ("data.batch_size={n_plus_1}", "data.batch_size={n_plus_1}: must be 'full' or an integer in 1..{n}"),
+        # The real process: nothing else (a library's warning, a traceback) reaches stderr.
+        ("data.batch_size={n_plus_1}", "data.batch_size={n_plus_1}: must be 'full' or an integer in 1..{n}", True),
     ],
 )
-def test_the_command_reports_bad_input_in_one_line(run_train, small_mnist, tmp_path, override, expected):
+def test_the_command_reports_bad_input_in_one_line(run_train, train_cli_here, small_mnist, tmp_path, override, expected, process):
     n = small_mnist.x_train_NxD.shape[0]
     override, expected = override.format(n_plus_1=n + 1), expected.format(n_plus_1=n + 1, n=n)
-    r = run_train(override, "train.epochs=1", f"hydra.run.dir={tmp_path}")
+    r = (run_train if process else train_cli_here)(override, "train.epochs=1", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr

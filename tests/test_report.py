@@ -143,8 +143,7 @@ def sweep(tmp_path):
 @pytest.fixture
 def without_figures(monkeypatch):
     """`report.report` without drawing its figures (about 3 s a report on 2 cores), for the tests of its
-    tables and of the callback: the figures are checked on the hand-made sweep, and the command line
-    (a process of its own) draws them too."""
+    tables, of the command line and of the callback: the figures are checked on the hand-made sweep."""
     monkeypatch.setattr(report, "plot_all", lambda root, sweep: ([], {}))
 
 
@@ -242,11 +241,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert report.main(["--help"]) == 0 and "usage" in capsys.readouterr().out
 
 
-def test_cli_writes_the_report(sweep):
-    p = subprocess.run([sys.executable, "-m", "mlpjax.report", str(sweep)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert "| relu | [16,16] | 10 |" in p.stdout
+def test_cli_writes_the_report(sweep, capsys, without_figures):
+    assert report.main([str(sweep)]) == 0
+    assert "| relu | [16,16] | 10 |" in capsys.readouterr().out
     assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
+    # The command itself, `python -m mlpjax.report`: main's exit code and its one line reach the shell.
+    p = subprocess.run([sys.executable, "-m", "mlpjax.report", str(sweep / "nope")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no such directory" in p.stderr, p.stderr
 
 
 def test_callback_reports_the_sweep_dir(sweep, capsys, without_figures):

@@ -268,20 +268,20 @@ def test_command_network_choice_and_one_line_errors(run_dir, tmp_path, capsys):
     assert "config.yaml: missing" in capsys.readouterr().err
 
 
-def test_python_dash_m_weights_of_two_runs(run_dir, tmp_path):
+def test_weights_of_two_runs_and_python_dash_m(run_dir, tmp_path):
     run, _ = run_dir
     out = tmp_path / "out"
-    env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    assert series.main(["weights", str(run), str(run), "--out", str(out)]) == 0
+    assert len(json.loads((out / "weights.json").read_text())["runs"]) == 2
+    # The command itself, `python -m mlpjax.series`: main's exit code and its one line reach the shell.
     p = subprocess.run(
-        [sys.executable, "-m", "mlpjax.series", "weights", str(run), str(run), "--out", str(out)],
+        [sys.executable, "-m", "mlpjax.series", "weights", str(tmp_path / "nowhere")],
         capture_output=True,
         text=True,
-        env=env,
+        env=os.environ | {"JAX_PLATFORMS": "cpu"},
         timeout=120,
     )
-    assert p.returncode == 0, p.stderr
-    assert len(json.loads((out / "weights.json").read_text())["runs"]) == 2
-    # The command is `sys.exit(main())`: its one-line errors and exit code 2 are main's, tested above.
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("error: "), p.stderr
 
 
 def test_init_is_recreated_as_training_drew_it():

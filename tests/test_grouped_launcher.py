@@ -1,24 +1,18 @@
 """The grouped launcher: a sweep's jobs trained in sets of one program, each job's outputs as the basic launcher writes them."""
 
-import dataclasses
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sweep_dirs
 from omegaconf import OmegaConf
 
 from hydra_plugins.mlpjax_grouped_launcher import grouped_launcher
 from mlpjax import config, data, fit, report, sweep
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TRAIN = 10_000  # conftest.SMALL_TRAIN
 # A user's sweep config whose learning rates include one that diverges and one no job may have
 # (hydra.sweeper.params is not checked before Hydra starts, as the command line is): those jobs fail alone.
@@ -31,31 +25,8 @@ hydra:
       optim.lr: 0.5,[1.0,2.0],1e6,-1
 """
 # 8 jobs: 4 learning rates (a group of two, one that diverges, one invalid) x 2 batch sizes (20000 > N_TRAIN:
-# a set that fails). One seed: jobs of several seeds in one set are LONG's (through submitit, then killed).
+# a set that fails). One seed: jobs of several seeds in one set are test_grouped_resume's.
 SWEEP = ["-cn", "bad_lr_sweep", "seed=3", "data.batch_size=20000,100", "train.epochs=2"]
-# 4 jobs, one set of 2 orders x 2 learning rates, 1,000 steps an epoch: long enough to be killed in the middle.
-LONG = ["seed=0,1", "optim.lr=0.3,1", "data.batch_size=10", "train.epochs=4", "train.checkpoint_every=1"]
-
-
-@pytest.fixture(scope="session")
-def small_env(train_env) -> dict:
-    """MNIST_IDX_DIR and TFDS_DATA_DIR of the first 10,000 training and 2,000 test images, prepared once
-    (conftest's `train_env`), with the session's compilation cache."""
-    return train_env
-
-
-def _sweep(train_cli_here, sweep_dir, *args):
-    """`python -m mlpjax.train -m ARGS… hydra.sweep.dir=SWEEP_DIR`, in this process."""
-    return train_cli_here("-m", *args, f"hydra.sweep.dir={sweep_dir}")
-
-
-def _summary(job_dir):
-    path = job_dir / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _jobs(sweep_dir):
-    return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +39,7 @@ def grouped_and_basic(train_cli_here, tmp_path_factory):
     for launcher in ("grouped", "basic"):
         d = tmp_path_factory.mktemp(launcher)
         choice = [] if launcher == "grouped" else ["hydra/launcher=basic"]
-        runs[launcher] = (d, _sweep(train_cli_here, d, "-cd", str(conf), *SWEEP, *choice))
+        runs[launcher] = (d, sweep_dirs.sweep(train_cli_here, d, "-cd", str(conf), *SWEEP, *choice))
     return runs
 
 
@@ -115,8 +86,8 @@ def test_a_job_the_sweeper_validated_is_not_composed_again():
     assert len(composed) == 4 and loader.get_sources() == ["sources"]
 
 
-def test_order_layout_equals_one_order_per_network(small_env):
-    mnist = data.load_mnist(small_env["MNIST_IDX_DIR"], small_env["TFDS_DATA_DIR"])
+def test_order_layout_equals_one_order_per_network(train_env):
+    mnist = data.load_mnist(train_env["MNIST_IDX_DIR"], train_env["TFDS_DATA_DIR"])
     x, y = jnp.asarray(mnist.x_train_NxD[:2000]), jax.nn.one_hot(mnist.labels_train_N[:2000], 10)
     spec = fit.Spec((784, 16, 10), "sigmoid", "quadratic", 20, 2000)
     seeds, lrs = np.array([3, 3, 4, 4]), np.array([0.5, 3.0, 0.5, 3.0])  # order-major: 2 orders x 2 learning rates
@@ -135,14 +106,14 @@ def test_order_layout_equals_one_order_per_network(small_env):
 def test_each_job_writes_what_the_basic_launcher_writes(grouped_and_basic):
     (g_dir, g), (b_dir, b) = grouped_and_basic["grouped"], grouped_and_basic["basic"]
     assert g.returncode == 0 and b.returncode == 0, g.stderr + b.stderr
-    assert [p.name for p in _jobs(g_dir)] == [p.name for p in _jobs(b_dir)] == [str(n) for n in range(8)]
+    assert [p.name for p in sweep_dirs.jobs(g_dir)] == [p.name for p in sweep_dirs.jobs(b_dir)] == [str(n) for n in range(8)]
     trained = 0
-    for gj, bj in zip(_jobs(g_dir), _jobs(b_dir)):
+    for gj, bj in zip(sweep_dirs.jobs(g_dir), sweep_dirs.jobs(b_dir)):
         for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml"):
             assert (gj / name).exists(), gj / name
         assert (gj / ".hydra/config.yaml").read_text() == (bj / ".hydra/config.yaml").read_text()
         assert (gj / "error.txt").exists() == (bj / "error.txt").exists()
-        gs, bs = _summary(gj), _summary(bj)
+        gs, bs = sweep_dirs.summary(gj), sweep_dirs.summary(bj)
         assert (gs is None) == (bs is None), gj
         if gs is None:
             assert (gj / "error.txt").read_text() == (bj / "error.txt").read_text()
@@ -180,24 +151,24 @@ def test_invalid_jobs_fail_alone_and_a_failed_set_fails_each_of_its_jobs(grouped
     assert len(invalid) == 2 and len(failed_set) == 3
     # The job at η = 1e6 diverged, as it does alone; the other networks of its set trained on.
     assert g.stderr.count("error: every network diverged") == b.stderr.count("error: every network diverged") == 1
-    for job in _jobs(g_dir):
+    for job in sweep_dirs.jobs(g_dir):
         error = (job / "error.txt").read_text() if (job / "error.txt").exists() else ""
-        assert (error != "") == (_summary(job) is None), job
+        assert (error != "") == (sweep_dirs.summary(job) is None), job
 
 
 def test_the_same_sweep_again_skips_complete_jobs_and_trains_a_deleted_one(grouped_and_basic, train_cli_here, tmp_path):
     again = tmp_path / "again"
     shutil.copytree(grouped_and_basic["grouped"][0], again)
-    done = [j for j in _jobs(again) if _summary(j)]
-    before = {j: _summary(j) for j in done}
+    done = [j for j in sweep_dirs.jobs(again) if sweep_dirs.summary(j)]
+    before = {j: sweep_dirs.summary(j) for j in done}
     stamp = {j: (j / "summary.json").stat().st_mtime_ns for j in done}
     (done[1] / "summary.json").unlink()
-    r = _sweep(train_cli_here, again, "-cd", str(grouped_and_basic["conf"]), *SWEEP)
+    r = sweep_dirs.sweep(train_cli_here, again, "-cd", str(grouped_and_basic["conf"]), *SWEEP)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("complete already") == 2
     assert [(j / "summary.json").stat().st_mtime_ns == stamp[j] for j in done] == [True, False, True]
     # Trained again, now in a set of its own: other batched shapes, the same networks up to float32 rounding.
-    assert _same(_summary(done[1])["models"], before[done[1]]["models"])
+    assert _same(sweep_dirs.summary(done[1])["models"], before[done[1]]["models"])
     assert r.stderr.count("error (job ") == 5  # the jobs that failed fail again, and say so
 
 
@@ -227,54 +198,3 @@ def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
             assert g.keys() == b.keys()
             for k in g:
                 assert _same(g[k], b[k]), (what, k)
-
-
-@pytest.fixture(scope="module")
-def through_submitit(train_cli_here, tmp_path_factory):
-    """LONG through submitit's local executor: one submitit job for its one set."""
-    d = tmp_path_factory.mktemp("submitit")
-    return d, _sweep(train_cli_here, d, "hydra.launcher.backend=submitit_local", *LONG)
-
-
-def test_submitit_local_runs_one_job_per_set(through_submitit):
-    d, r = through_submitit
-    assert r.returncode == 0, r.stderr
-    assert len([p for p in (d / ".submitit").iterdir() if p.name != "%j"]) == 1  # one set, one submitit job (%j: submitit's staging)
-    summaries = [_summary(j) for j in _jobs(d)]
-    assert [[(m["seed"], m["learning_rate"]) for m in s["models"]] for s in summaries] == [[(0, 0.3)], [(0, 1.0)], [(1, 0.3)], [(1, 1.0)]]
-    log = "".join(p.read_text() for p in (d / ".submitit").rglob("*_log.out"))
-    assert "set 1/1: 4 networks of 4 jobs" in log and "4/4 epochs" in log
-
-
-def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(small_env, train_cli_here, through_submitit, tmp_path):
-    whole, _ = through_submitit
-    cmd = [sys.executable, "-m", "mlpjax.train", "-m", *LONG, f"hydra.sweep.dir={tmp_path}"]
-    # It reads the session's compiled programs and writes none: a cache file cut short by the kill
-    # would be read back by later runs.
-    env = dict(os.environ) | small_env | {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1e9"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not [p for p in tmp_path.glob(".sets/*/*") if p.name.isdigit()]:  # the set's first checkpoint
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not any(_summary(j) for j in _jobs(tmp_path)), "the sweep finished before the kill; nothing was tested"
-
-    r = _sweep(train_cli_here, tmp_path, *LONG)
-    assert r.returncode == 0, r.stderr
-    resumed = [l for l in r.stdout.splitlines() if l.startswith("resuming from epoch")]
-    assert len(resumed) == 1 and 1 <= int(resumed[0].split()[-1]) <= 3, r.stdout
-    for a, b in zip(_jobs(whole), _jobs(tmp_path)):
-        assert _summary(a)["models"] == _summary(b)["models"]  # the same program: bit for bit
-        assert [json.loads(l)["epoch"] for l in (b / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
-
-
-def test_a_set_whose_jobs_are_complete_has_nothing_to_train(small_env, through_submitit):
-    d, _ = through_submitit
-    same = ["train.epochs=4", "train.checkpoint_every=1", "data.batch_size=10", f"data.idx_dir={small_env['MNIST_IDX_DIR']}"]
-    jobs = [
-        sweep.Job(n, [], None, str(d / str(n)), config.compose([*o, *same]))
-        for n, o in enumerate([("seed=0", "optim.lr=0.3"), ("seed=0", "optim.lr=1"), ("seed=1", "optim.lr=0.3"), ("seed=1", "optim.lr=1")])
-    ]
-    assert sweep.pending(jobs) == [] and sweep.SetRun(jobs, str(d)).todo == []
-    assert sweep.pending([dataclasses.replace(jobs[0], task=config.compose(["train.epochs=5"]))]) != []  # another run

@@ -81,7 +81,9 @@ def test_stationarity_against_the_dense_hessian():
 
 
 def test_a_run_with_validation_and_polish_writes_both(train_here, tmp_path):
-    summary = train_here(tmp_path, "data.validation=2000", "train.epochs=1", "train.polish=10", "train.seeds=2", "model.hidden=[3]", "data.batch_size=50")
+    summary = train_here(
+        tmp_path, "data.validation=2000", "train.epochs=1", "train.polish=10", "train.seeds=2", "model.hidden=[3]", "data.batch_size=50"
+    )
     assert summary["validation"] == 2000
     line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     for m, g in zip(summary["models"], range(2)):

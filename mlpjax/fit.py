@@ -66,7 +66,8 @@ def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G
     # rebuilt from its seed is the same bits): a draw vmapped over the group compiled again for every
     # group size, 1-3 s each on a CPU.
     nets = [model.init_params(jax.random.key(np.uint32(s)), spec.sizes, name) for s, name in zip(seeds_G, inits_G)]
-    params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)
+    # device_put, not jnp.asarray: in this JAX, jnp.asarray of a NumPy array compiles a program per shape.
+    params = jax.tree.map(lambda *xs: jax.device_put(np.stack(xs)), *nets)
     opt_state = jax.vmap(optimizer(spec.momentum).init)(params)
     return set_learning_rates(Group(params, opt_state, jnp.ones(len(seeds_G), bool)), lrs_G)
 

@@ -160,8 +160,8 @@ class Split(NamedTuple):
 
     @classmethod
     def of(cls, x_NxD: np.ndarray, labels_N: np.ndarray) -> Split:
-        labels_N = jnp.asarray(labels_N)
-        return cls(jnp.asarray(x_NxD), jax.nn.one_hot(labels_N, 10), labels_N)
+        labels_N = jax.device_put(labels_N)  # not jnp.asarray: that compiles a program per shape (fit.init_group)
+        return cls(jax.device_put(x_NxD), jax.nn.one_hot(labels_N, 10), labels_N)
 
 
 class DeviceData(NamedTuple):
@@ -242,7 +242,7 @@ def train_epoch(plan: Plan, programs: list[Program], groups: list[fit.Group], ar
     new_groups, step_metrics = [], []
     for p, group in zip(programs, groups):
         group = fit.set_learning_rates(group, factor * np.array([plan.networks[i].learning_rate for i in p.index]))
-        perm_OxN = jnp.asarray(fit.permutations(p.order_seeds(plan.networks), epoch, plan.spec.n_train))
+        perm_OxN = jax.device_put(fit.permutations(p.order_seeds(plan.networks), epoch, plan.spec.n_train))
         group, m = fit.train_epoch(group, arrays.train.x_NxD, arrays.train.y_NxK, perm_OxN, plan.spec)
         new_groups.append(group)
         step_metrics.append(m)

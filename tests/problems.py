@@ -8,7 +8,6 @@ pytest puts `tests/` on `sys.path` (the folder has no `__init__.py`).
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import cost
@@ -29,7 +28,7 @@ def network(sizes, seed=0, init="normal", dtype=np.float32):
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         W_OxI = rng.normal(size=(n_out, n_in)) * SCALES[init](n_in)
         b_O = rng.normal(size=n_out) if init == "normal" else np.zeros(n_out)
-        params.append((jnp.asarray(W_OxI.astype(dtype)), jnp.asarray(b_O.astype(dtype))))
+        params.append((jax.device_put(W_OxI.astype(dtype)), jax.device_put(b_O.astype(dtype))))
     return params
 
 
@@ -38,4 +37,4 @@ def examples(n, n_in, n_out, seed=0, dtype=np.float32):
     rng = np.random.default_rng([seed, 2])
     x_NxD = rng.uniform(size=(n, n_in)).astype(dtype)
     y_NxK = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, n)]
-    return jnp.asarray(x_NxD), jnp.asarray(y_NxK)
+    return jax.device_put(x_NxD), jax.device_put(y_NxK)  # jnp.asarray would compile a program per shape

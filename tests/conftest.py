@@ -25,33 +25,6 @@ IDX_NAMES = {  # split -> (images file, labels file): the standard MNIST names
 }
 
 
-# The files in the order xdist hands them to the two workers (`--no-loadscope-reorder` in pyproject.toml; by
-# default it orders them by number of tests, which put the few long tests of the sweeps last): the longest first,
-# by their measured time on 2 cores, so that one worker is not left with a long file after the other ran out.
-LONGEST_FIRST = (
-    "test_geometry.py",
-    "test_report.py",
-    "test_grouped_launcher.py",
-    "test_series.py",
-    "test_grouped_resume.py",
-    "test_fit.py",
-    "test_minima.py",
-    "test_groups.py",
-    "test_cli.py",
-    "test_walk.py",
-    "test_launchers.py",
-    "test_resume.py",
-    "test_model.py",
-    "test_failures.py",
-    "test_landscape.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
-
-
 def _session_dir(tmp_path_factory):
     """A folder of this test session that every xdist worker shares (the parent of the workers' own)."""
     base = tmp_path_factory.getbasetemp()

@@ -160,8 +160,9 @@ class Split(NamedTuple):
 
     @classmethod
     def of(cls, x_NxD: np.ndarray, labels_N: np.ndarray) -> Split:
-        labels_N = jax.device_put(labels_N)  # not jnp.asarray: that compiles a program per shape (fit.init_group)
-        return cls(jax.device_put(x_NxD), jax.nn.one_hot(labels_N, 10), labels_N)
+        # A copy on the device (jnp.asarray): device_put may share the NumPy arrays' memory on a CPU.
+        labels_N = jnp.asarray(labels_N)
+        return cls(jnp.asarray(x_NxD), jax.nn.one_hot(labels_N, 10), labels_N)
 
 
 class DeviceData(NamedTuple):

@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 import pytest
+from hydra.core.hydra_config import HydraConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_TRAIN, SMALL_TEST = 10_000, 2_000
@@ -134,9 +135,10 @@ def run_train(train_env):
 @pytest.fixture(scope="session")
 def train_cli_here(train_env):
     """`train_cli_here(*argv) -> CompletedProcess`: `python -m mlpjax.train ARGV…` on the small MNIST, run
-    in this process (`mlpjax.train.main` under that command line and environment), so the programs
-    this worker compiled are not traced and compiled again. For tests of what a run writes and
-    prints; the tests of the process itself (exit on a kill, the real entry point) use `run_train`."""
+    in this process (`mlpjax.train.main` under that command line and environment, from the repository
+    folder), so the programs this worker compiled are not traced and compiled again. For tests of what a
+    run writes, and prints through Python (sys.stdout, sys.stderr, logging); the tests of the process itself
+    (a kill, the real entry point, nothing else on the stderr of a failed run) use `run_train`."""
 
     class Captured(io.StringIO):
         def close(self):  # Hydra's logging setup closes every handler, and absl's closes its stream
@@ -150,29 +152,36 @@ def train_cli_here(train_env):
 
         out, err, code = Captured(), Captured(), 0
         absl = absl_logging.get_absl_handler().python_handler
-        saved = (list(sys.argv), dict(os.environ), os.getcwd(), logging.root.handlers[:], logging.root.level, absl.stream)
-        sys.argv = ["mlpjax/train.py", *argv]
-        os.environ.update(train_env)
-        absl.stream = err  # it holds pytest's capture of stderr, which it would close
-        GlobalHydra.instance().clear()
+        argv0, environ, cwd = list(sys.argv), dict(os.environ), os.getcwd()
+        handlers, level, absl_stream = logging.root.handlers[:], logging.root.level, absl.stream
         try:
+            sys.argv = [os.path.join(REPO, "mlpjax", "train.py"), *argv]
+            os.environ.update(train_env)
+            os.chdir(REPO)
+            absl.stream = err  # it holds pytest's capture of stderr, which it would close
+            GlobalHydra.instance().clear()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 train.main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+        except SystemExit as e:  # as the interpreter does: None is 0, a message goes to stderr and is 1
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, (int, type(None))):
+                err.write(f"{e.code}\n")
         finally:
             GlobalHydra.instance().clear()
-            # Hydra configured logging for its jobs (handlers on the captured streams, files in job dirs).
-            for h in logging.root.handlers:
-                if h not in saved[3]:
-                    h.close()
-            logging.root.handlers[:] = saved[3]
-            logging.root.setLevel(saved[4])
-            sys.argv[:] = saved[0]
-            os.environ.clear()
-            os.environ.update(saved[1])
-            os.chdir(saved[2])
-            absl.stream = saved[5]
+            HydraConfig.instance().cfg = None
+            logging.root.handlers[:] = handlers
+            logging.root.setLevel(level)
+            absl.stream = absl_stream
+            sys.argv[:] = argv0
+            for key in set(os.environ) | set(environ):  # only what the run changed
+                if os.environ.get(key) != environ.get(key):
+                    if key in environ:
+                        os.environ[key] = environ[key]
+                    else:
+                        del os.environ[key]
+            os.chdir(cwd)
+            if "joblib.externals.loky" in sys.modules:  # the joblib launcher's worker processes outlive the sweep
+                sys.modules["joblib.externals.loky"].get_reusable_executor().shutdown(wait=True)
         return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
     return run

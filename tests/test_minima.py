@@ -15,7 +15,7 @@ from mlpjax import landscape, minima
 def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
     """G random networks (stacked) and n random examples."""
     nets = [problems.network(sizes, seed=g) for g in range(G)]
-    params_G = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)  # stacked on the host: one program fewer per shape
+    params_G = jax.tree.map(lambda *xs: jax.device_put(np.stack(xs)), *nets)  # stacked on the host: no program compiled
     return params_G, nets, *problems.examples(n, sizes[0], sizes[-1])
 
 

@@ -40,8 +40,8 @@ def test_kill_9_then_resume_ends_bitwise_equal(train_env, train_here, tmp_path, 
     proc.wait()
     assert not (killed / "summary.json").exists(), "the run finished before the kill; nothing was tested"
 
-    # Resumed in this process: `train.train` with the command line's config (test_grouped_launcher
-    # resumes a killed sweep through the command line).
+    # Resumed in this process: `train.train` with the command line's config (test_grouped_resume
+    # resumes a killed sweep through the command line's `main`).
     capsys.readouterr()
     train_here(killed, *RUN)
     out = capsys.readouterr().out
@@ -78,8 +78,9 @@ def test_diverged_network_is_marked_and_the_run_goes_on(train_here, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["models"] == [slow, fast]
 
 
-def test_every_network_diverged_exits_nonzero(train_cli_here, tmp_path):
-    r = train_cli_here("model.activation=relu", "optim.lr=1000000.0", "train.epochs=1", f"hydra.run.dir={tmp_path}")
+def test_every_network_diverged_exits_nonzero(run_train, tmp_path):
+    # The real process: its stderr holds that one line and nothing else (no warning of NumPy or XLA on NaN).
+    r = run_train("model.activation=relu", "optim.lr=1000000.0", "train.epochs=1", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         "error: every network diverged (cost or parameters not finite, or norm past train.diverge_norm); try a smaller optim.lr"

@@ -11,8 +11,10 @@ import gzip
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -128,6 +130,30 @@ def run_train(train_env):
         return subprocess.run(
             [sys.executable, "-m", "mlpjax.train", *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def train_killed(train_env):
+    """`train_killed(ready, *argv)`: `python -m mlpjax.train ARGV…` on the small MNIST, SIGKILLed as soon as
+    `ready()` is true (polled every 10 ms, for at most 300 s)."""
+
+    def run(ready, *argv):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlpjax.train", *argv],
+            cwd=REPO,
+            # It reads the session's compiled programs and writes none: a cache file cut short by the
+            # kill would be read back by later runs.
+            env=dict(os.environ) | train_env | {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1e9"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 300
+        while time.time() < deadline and not ready():
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
     return run
 

@@ -3,18 +3,12 @@ same sweep resumed bit for bit, a set whose jobs are complete (test_grouped_laun
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import sweep_dirs
 
 from mlpjax import config, sweep
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 4 jobs, one set of 2 orders x 2 learning rates, 1,000 steps an epoch: long enough to be killed in the middle.
 LONG = ["seed=0,1", "optim.lr=0.3,1", "data.batch_size=10", "train.epochs=4", "train.checkpoint_every=1"]
 
@@ -36,18 +30,10 @@ def test_submitit_local_runs_one_job_per_set(through_submitit):
     assert "set 1/1: 4 networks of 4 jobs" in log and "4/4 epochs" in log
 
 
-def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(train_env, train_cli_here, through_submitit, tmp_path):
+def test_sigkill_mid_set_then_the_same_sweep_resumes_and_ends_the_same(train_killed, train_cli_here, through_submitit, tmp_path):
     whole, _ = through_submitit
-    cmd = [sys.executable, "-m", "mlpjax.train", "-m", *LONG, f"hydra.sweep.dir={tmp_path}"]
-    # It reads the session's compiled programs and writes none: a cache file cut short by the kill
-    # would be read back by later runs.
-    env = dict(os.environ) | train_env | {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1e9"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not [p for p in tmp_path.glob(".sets/*/*") if p.name.isdigit()]:  # the set's first checkpoint
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    first_checkpoint = lambda: any(p.name.isdigit() for p in tmp_path.glob(".sets/*/*"))  # of the set
+    train_killed(first_checkpoint, "-m", *LONG, f"hydra.sweep.dir={tmp_path}")
     assert not any(sweep_dirs.summary(j) for j in sweep_dirs.jobs(tmp_path)), "the sweep finished before the kill; nothing was tested"
 
     r = sweep_dirs.sweep(train_cli_here, tmp_path, *LONG)

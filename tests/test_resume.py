@@ -1,43 +1,26 @@
 """Runs that survive: SIGKILL and resume bit for bit, completed runs, diverged networks (a sweep run again: test_grouped_launcher)."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from mlpjax import checkpoint
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = ["train.epochs=4", "train.checkpoint_every=1", "optim.lr=0.5", "data.batch_size=10", "model.hidden=[32]"]
 
 
-def test_kill_9_then_resume_ends_bitwise_equal(train_env, train_here, tmp_path, capsys):
+def test_kill_9_then_resume_ends_bitwise_equal(train_killed, train_here, tmp_path, capsys):
     whole = tmp_path / "whole"
     train_here(whole, *RUN)  # in this process: the same config and compiled programs as the command line
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpjax.train", *RUN, f"hydra.run.dir={killed}"],
-        cwd=REPO,
-        # It reads the programs the first run compiled from the session's cache, and writes none:
-        # a cache file cut short by the kill would be read back by later runs.
-        env=dict(os.environ) | train_env | {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1e9"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline:
+
+    def checkpoint_1_is_on_disk():
         metrics = killed / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:  # checkpoint 1 is on disk
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+        return metrics.exists() and len(metrics.read_text().splitlines()) >= 2
+
+    train_killed(checkpoint_1_is_on_disk, *RUN, f"hydra.run.dir={killed}")
     assert not (killed / "summary.json").exists(), "the run finished before the kill; nothing was tested"
 
     # Resumed in this process: `train.train` with the command line's config (test_grouped_resume

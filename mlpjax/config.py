@@ -29,6 +29,7 @@ class ModelConfig:
     activation: str = "sigmoid"
     init: str = "lecun"
     cost: str = "quadratic"
+    l2: float = 0.0  # λ of the (λ/2)‖θ‖² added to the cost everywhere: training, polish, critical points, analyses
 
 
 @dataclasses.dataclass
@@ -141,6 +142,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "model.activation": _choice(tuple(model.ACTIVATIONS)),
     "model.init": _choice(model.INITS),
     "model.cost": _choice(cost.COSTS),
+    "model.l2": lambda v: None if _is_number(v) and v >= 0 else "a number >= 0 and finite (λ of (λ/2)‖θ‖²; 0: no regularizer)",
     "optim.lr": _check_lr,
     "optim.momentum": _check_momentum,
     "optim.schedule": _choice(fit.SCHEDULES),
@@ -223,6 +225,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def run_identity(cfg: DictConfig) -> dict:
     """The settings that make two runs the same run: flat `{"model.hidden": [16, 16], …}`."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    if flat.get("model.l2") == 0:
+        del flat["model.l2"]  # λ = 0 is the cost runs had before model.l2 existed: their checkpoints and summaries still match
     return {k: v for k, v in flat.items() if k not in NOT_RUN_IDENTITY}
 
 

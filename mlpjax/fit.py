@@ -33,6 +33,7 @@ class Spec:
     n_train: int
     momentum: float = 0.0
     diverge_norm: float = 1e4  # a parameter norm above this counts as diverged
+    l2: float = 0.0  # λ of the (λ/2)‖θ‖² in the cost SGD descends (`cost.network_cost`)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -83,7 +84,7 @@ def _train_epoch_one(params, opt_state, x_NxD, y_NxK, perm_N, spec: Spec):
             x_BxD, y_BxK = x_NxD, y_NxK
         else:
             x_BxD, y_BxK = x_NxD[idx_B], y_NxK[idx_B]
-        c, grads = grad_fn(params, x_BxD, y_BxK, spec.activation, spec.cost)
+        c, grads = grad_fn(params, x_BxD, y_BxK, spec.activation, spec.cost, spec.l2)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), (c, optax.tree.norm(grads))
 

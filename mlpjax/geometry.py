@@ -125,18 +125,18 @@ def fit_bezier(loss: Callable, a, b, key: jax.Array, data: tuple = (), theta0=No
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def curve_costs(a, theta, b, x_NxD, y_NxK, ts_T, activation: str, cost: str) -> jax.Array:
-    """The cost on `(x_NxD, y_NxK)` at each t of `ts_T` on the Bézier curve a → θ → b; shape (T,)."""
-    return jax.lax.map(lambda t: cost_lib.network_cost(bezier(a, theta, b, t), x_NxD, y_NxK, activation, cost), ts_T)
+def curve_costs(a, theta, b, x_NxD, y_NxK, ts_T, activation: str, cost: str, l2=0.0) -> jax.Array:
+    """The cost (with `(l2/2)‖θ‖²`) on `(x_NxD, y_NxK)` at each t of `ts_T` on the Bézier curve a → θ → b; shape (T,)."""
+    return jax.lax.map(lambda t: cost_lib.network_cost(bezier(a, theta, b, t), x_NxD, y_NxK, activation, cost, l2), ts_T)
 
 
 @functools.cache  # the same function for the same settings: `fit_bezier` compiles once for them
-def minibatch_cost(activation: str, cost: str, batch: int) -> Callable:
-    """`loss(params, key, x_NxD, y_NxK)`: the cost on `batch` rows drawn with replacement by `key`."""
+def minibatch_cost(activation: str, cost: str, batch: int, l2: float = 0.0) -> Callable:
+    """`loss(params, key, x_NxD, y_NxK)`: the cost (with `(l2/2)‖θ‖²`) on `batch` rows drawn with replacement by `key`."""
 
     def loss(params, key, x_NxD, y_NxK):
         rows_B = jax.random.randint(key, (batch,), 0, x_NxD.shape[0])
-        return cost_lib.network_cost(params, x_NxD[rows_B], y_NxK[rows_B], activation, cost)
+        return cost_lib.network_cost(params, x_NxD[rows_B], y_NxK[rows_B], activation, cost, l2)
 
     return loss
 
@@ -166,12 +166,12 @@ def random_direction(key: jax.Array, params: model.Params) -> model.Params:
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def surface(params, d1, d2, x_NxD, y_NxK, alphas_A, betas_B, activation: str, cost: str) -> jax.Array:
+def surface(params, d1, d2, x_NxD, y_NxK, alphas_A, betas_B, activation: str, cost: str, l2=0.0) -> jax.Array:
     """`C(params + α·d1 + β·d2)` for every α of `alphas_A` and β of `betas_B`; shape (A, B)."""
 
     def at(alpha, beta):
         p = jax.tree.map(lambda w, u, v: w + alpha * u + beta * v, params, d1, d2)
-        return cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost)
+        return cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost, l2)
 
     # One row of the grid at a time: memory of B forward passes, not A·B.
     return jax.lax.map(lambda alpha: jax.vmap(lambda beta: at(alpha, beta))(betas_B), alphas_A)
@@ -181,34 +181,34 @@ def surface(params, d1, d2, x_NxD, y_NxK, alphas_A, betas_B, activation: str, co
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "chunk"))
-def _hessian_f32(params, x_NxD, y_NxK, activation: str, cost: str, chunk: int):
-    flat_P, cost_fn = landscape.flat_cost(params, x_NxD, y_NxK, activation, cost)
+def _hessian_f32(params, x_NxD, y_NxK, activation: str, cost: str, chunk: int, l2=0.0):
+    flat_P, cost_fn = landscape.flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
     P = flat_P.size
     column = lambda i: landscape.hvp(cost_fn, flat_P, jax.nn.one_hot(i, P, dtype=flat_P.dtype))
     # `chunk` Hessian-vector products per batch: memory chunk·N·(hidden units), not P·N·(hidden units).
     return jax.lax.map(column, jnp.arange(P), batch_size=chunk)
 
 
-def hessian_eigenvalues(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, chunk: int = 64) -> np.ndarray:
+def hessian_eigenvalues(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, chunk: int = 64, l2: float = 0.0) -> np.ndarray:
     """Every eigenvalue (ascending, float64) of the P×P Hessian of the cost on `(x_NxD, y_NxK)`.
 
     The Hessian is built column by column from Hessian-vector products (float32, `chunk` at a
     time), symmetrized in float64, and diagonalized by `numpy.linalg.eigvalsh`. Memory 2·P²·8
     bytes: 2.7 GB for 784-16-16-10 (P = 13,002).
     """
-    H_PxP = np.asarray(_hessian_f32(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, chunk), np.float64)
+    H_PxP = np.asarray(_hessian_f32(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, chunk, float(l2)), np.float64)
     H_PxP += H_PxP.T
     H_PxP *= 0.5
     return np.linalg.eigvalsh(H_PxP)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "steps"))
-def _lanczos_from(params, v0_VxP, x_NxD, y_NxK, activation, cost, steps):
-    one = lambda v0_P: landscape.lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps)
+def _lanczos_from(params, v0_VxP, x_NxD, y_NxK, activation, cost, steps, l2=0.0):
+    one = lambda v0_P: landscape.lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2)
     return jax.vmap(one)(v0_VxP)
 
 
-def slq(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, steps: int = 80, vectors: int = 8):
+def slq(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, steps: int = 80, vectors: int = 8, l2: float = 0.0):
     """Stochastic Lanczos quadrature: `(nodes, weights)`, one array per start vector.
 
     From each of `vectors` random ±1 start vectors v, `steps` Lanczos steps give the tridiagonal T;
@@ -220,7 +220,7 @@ def slq(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax
     P = model.param_count(params)
     steps = min(steps, P)
     v0_VxP = jax.random.rademacher(key, (vectors, P), jnp.float32)
-    a_VxS, b_VxS = jax.device_get(_lanczos_from(params, v0_VxP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps))
+    a_VxS, b_VxS = jax.device_get(_lanczos_from(params, v0_VxP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, float(l2)))
     nodes, weights = [], []
     for a_S, b_S in zip(a_VxS, b_VxS):
         theta_K, U_KxK = np.linalg.eigh(landscape.tridiagonal(a_S, b_S))

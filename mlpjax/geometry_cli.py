@@ -56,7 +56,7 @@ def align_pair(a: Run, b: Run, x_NxD, y_NxK, n_alphas: int = 25) -> dict:
     aligned = geometry.permute(b.params, perms)
     alphas_A = np.linspace(0.0, 1.0, n_alphas)
     paths = {
-        name: np.asarray(landscape.interpolate(a.params, p, x_NxD, y_NxK, a.activation, a.cost, alphas_A))
+        name: np.asarray(landscape.interpolate(a.params, p, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
         for name, p in (("unaligned", b.params), ("aligned", aligned))
     }
     output = cost_lib.OUTPUT_FOR_COST[a.cost]
@@ -78,13 +78,13 @@ def align_pair(a: Run, b: Run, x_NxD, y_NxK, n_alphas: int = 25) -> dict:
 def curve_pair(a: Run, b_params, x_train_NxD, y_train_NxK, x_NxD, y_NxK, key, steps: int, n_ts: int = 51) -> dict:
     """A Bézier curve from a to b_params trained on the training split (`steps` Adam steps, mini-batches
     of 128), and the barriers on it and on the straight line, measured on `(x_NxD, y_NxK)`."""
-    loss = geometry.minibatch_cost(a.activation, a.cost, 128)
+    loss = geometry.minibatch_cost(a.activation, a.cost, 128, a.l2)
     theta, losses_S = geometry.fit_bezier(loss, a.params, b_params, key, (x_train_NxD, y_train_NxK), steps=steps)
     ts_T = np.linspace(0.0, 1.0, n_ts)
     curve_T = np.asarray(
-        geometry.curve_costs(a.params, theta, b_params, x_NxD, y_NxK, jnp.asarray(ts_T, jnp.float32), a.activation, a.cost)
+        geometry.curve_costs(a.params, theta, b_params, x_NxD, y_NxK, jnp.asarray(ts_T, jnp.float32), a.activation, a.cost, a.l2)
     )
-    line_T = np.asarray(landscape.interpolate(a.params, b_params, x_NxD, y_NxK, a.activation, a.cost, ts_T))
+    line_T = np.asarray(landscape.interpolate(a.params, b_params, x_NxD, y_NxK, a.activation, a.cost, ts_T, a.l2))
     return {
         "barrier_line": landscape.barrier(line_T, ts_T),
         "barrier_curve": landscape.barrier(curve_T, ts_T),
@@ -172,7 +172,7 @@ def run_lines(args, subjects, data) -> tuple[dict, object]:
     ax = fig.subplots()
     labels = {"init_to_a": "initialization → A", "a_to_b": "A → B", "a_to_b_aligned": "A → B aligned"}
     for name, (p0, p1) in ends.items():
-        costs_A = np.asarray(landscape.interpolate(p0, p1, x_NxD, y_NxK, a.activation, a.cost, alphas_A))
+        costs_A = np.asarray(landscape.interpolate(p0, p1, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
         result[name] = _path_numbers(alphas_A, costs_A)
         ax.plot(alphas_A, costs_A, label=f"{labels[name]}: barrier {result[name]['barrier']:.3g}")
     for edge in (0, 1):
@@ -193,7 +193,7 @@ def run_surface(args, subjects, data) -> tuple[dict, object]:
     for run in subjects:
         key_1, key_2 = jax.random.split(jax.random.key(args.seed))
         d1, d2 = geometry.random_direction(key_1, run.params), geometry.random_direction(key_2, run.params)
-        grid = np.asarray(geometry.surface(run.params, d1, d2, x_NxD, y_NxK, grid_A, grid_A, run.activation, run.cost))
+        grid = np.asarray(geometry.surface(run.params, d1, d2, x_NxD, y_NxK, grid_A, grid_A, run.activation, run.cost, run.l2))
         grids.append(grid)
         center = grid[args.grid // 2, args.grid // 2]
         results.append(
@@ -239,7 +239,7 @@ def run_spectrum(args, subjects, data) -> tuple[dict, object]:
         P = model.param_count(run.params)
         t0 = time.time()
         nodes, weights = geometry.slq(
-            run.params, x_NxD, y_NxK, run.activation, run.cost, jax.random.key(args.seed), args.slq_steps, args.slq_vectors
+            run.params, x_NxD, y_NxK, run.activation, run.cost, jax.random.key(args.seed), args.slq_steps, args.slq_vectors, l2=run.l2
         )
         r = {"network": _name(run), "label": run.label(), "parameters": P, "slq_seconds": round(time.time() - t0, 1)}
         r["slq"] = {
@@ -250,7 +250,7 @@ def run_spectrum(args, subjects, data) -> tuple[dict, object]:
         }
         if P <= args.dense_max:
             t0 = time.time()
-            eig = geometry.hessian_eigenvalues(run.params, x_NxD, y_NxK, run.activation, run.cost)
+            eig = geometry.hessian_eigenvalues(run.params, x_NxD, y_NxK, run.activation, run.cost, l2=run.l2)
             lam_max = float(eig[-1])
             r |= {
                 "method": "float64 eigh of the full Hessian",

@@ -1,8 +1,10 @@
 """The cost landscape around trained networks: paths between parameters, curvature, saturation.
 
     python -m mlpjax.landscape {align,curve,lines,surface,spectrum} RUN_DIR [RUN_B] [--networks I,J] --out DIR
+    python -m mlpjax.landscape critical RUN [RUN …] [--networks I,J|all] [--examples N] --out DIR
 
-runs the geometry of saved minima (`mlpjax/geometry.py`, commands in `mlpjax/geometry_cli.py`).
+runs the geometry of saved networks (`mlpjax/geometry.py`, commands in `mlpjax/geometry_cli.py`), and
+finds and verifies critical points (`mlpjax/critical.py`, command in `mlpjax/critical_cli.py`).
 
 Pure functions of parameters (a list of `(W_OxI, b_O)` tuples, as in `model`) and data, so
 they apply to any saved run: `checkpoint.network(checkpoint.load_params(run/"params"), g)`.
@@ -27,11 +29,11 @@ from mlpjax import cost as cost_lib
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def _interpolate(params_a, params_b, x_NxD, y_NxK, alphas_A, activation, cost):
+def _interpolate(params_a, params_b, x_NxD, y_NxK, alphas_A, activation, cost, l2=0.0):
     def cost_at(alpha):
         # (1−α)·a + α·b, not a + α·(b−a): the endpoints are then a and b bit for bit.
         params = jax.tree.map(lambda a, b: (1 - alpha) * a + alpha * b, params_a, params_b)
-        return cost_lib.network_cost(params, x_NxD, y_NxK, activation, cost)
+        return cost_lib.network_cost(params, x_NxD, y_NxK, activation, cost, l2)
 
     return jax.vmap(cost_at)(alphas_A)
 
@@ -44,15 +46,16 @@ def interpolate(
     activation: str = "sigmoid",
     cost: str = "quadratic",
     alphas_A: jax.Array | np.ndarray | None = None,
+    l2: float = 0.0,
 ) -> jax.Array:
-    """Cost `C((1−α)·a + α·b)` on `(x_NxD, y_NxK)` for each α of `alphas_A`; shape (A,).
+    """Cost `C((1−α)·a + α·b)` (with `(l2/2)‖θ‖²`) on `(x_NxD, y_NxK)` for each α of `alphas_A`; shape (A,).
 
     `alphas_A` defaults to 21 points from 0 to 1; values outside [0, 1] extrapolate.
     Use it from an initialization to its trained network (Goodfellow, Vinyals & Saxe 2015)
     or between the minima two seeds reached (linear mode connectivity).
     """
     alphas_A = jnp.linspace(0.0, 1.0, 21) if alphas_A is None else jnp.asarray(alphas_A, jnp.float32)
-    return _interpolate(params_a, params_b, jnp.asarray(x_NxD), jnp.asarray(y_NxK), alphas_A, activation, cost)
+    return _interpolate(params_a, params_b, jnp.asarray(x_NxD), jnp.asarray(y_NxK), alphas_A, activation, cost, float(l2))
 
 
 def barrier(costs_A: jax.Array | np.ndarray, alphas_A: jax.Array | np.ndarray | None = None) -> float:
@@ -80,10 +83,10 @@ def barrier(costs_A: jax.Array | np.ndarray, alphas_A: jax.Array | np.ndarray | 
 # --------------------------------------------------------------------------- curvature
 
 
-def flat_cost(params, x_NxD, y_NxK, activation, cost):
-    """The parameters as one vector of P numbers, and the cost as a function of such a vector."""
+def flat_cost(params, x_NxD, y_NxK, activation, cost, l2=0.0):
+    """The parameters as one vector of P numbers, and the cost (with `(l2/2)‖θ‖²`) as a function of such a vector."""
     flat_P, unravel = ravel_pytree(params)
-    return flat_P, lambda f_P: cost_lib.network_cost(unravel(f_P), x_NxD, y_NxK, activation, cost)
+    return flat_P, lambda f_P: cost_lib.network_cost(unravel(f_P), x_NxD, y_NxK, activation, cost, l2)
 
 
 def hvp(cost_fn, flat_P, v_P):
@@ -91,12 +94,12 @@ def hvp(cost_fn, flat_P, v_P):
     return jax.jvp(jax.grad(cost_fn), (flat_P,), (v_P,))[1]
 
 
-def hessian(params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic") -> np.ndarray:
+def hessian(params: model.Params, x_NxD, y_NxK, activation: str = "sigmoid", cost: str = "quadratic", l2: float = 0.0) -> np.ndarray:
     """The full P×P Hessian of the cost over the flattened parameters (`ravel_pytree` order).
 
     Memory P²: for small networks and for checking the iterative methods below.
     """
-    flat_P, cost_fn = flat_cost(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost)
+    flat_P, cost_fn = flat_cost(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, l2)
     return np.asarray(jax.jit(jax.hessian(cost_fn))(flat_P))
 
 
@@ -109,8 +112,8 @@ class Sharpness(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "iters"))
-def _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters):
-    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost)
+def _power_iteration(params, x_NxD, y_NxK, v0_P, tol, activation, cost, iters, l2=0.0):
+    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
 
     def step(state):
         # v: the unit vector this step's λ belongs to; w: the next one, Hv/‖Hv‖.
@@ -146,6 +149,7 @@ def sharpness(
     key: jax.Array | None = None,
     iters: int = 200,
     tol: float = 1e-5,
+    l2: float = 0.0,
 ) -> Sharpness:
     """The largest-magnitude eigenvalue of the cost's Hessian at `params`, by power iteration.
 
@@ -158,18 +162,20 @@ def sharpness(
     `key` draws the start vector (default `jax.random.key(0)`).
     """
     v0_P = _start_vector(params, key)
-    lam, v_P, i, done, residual = _power_iteration(params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), v0_P, tol, activation, cost, iters)
+    lam, v_P, i, done, residual = _power_iteration(
+        params, jnp.asarray(x_NxD), jnp.asarray(y_NxK), v0_P, tol, activation, cost, iters, float(l2)
+    )
     return Sharpness(float(lam), np.asarray(v_P), int(i), bool(done), float(residual))
 
 
-def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
+def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2=0.0):
     """`steps` Lanczos steps from v0_P: the diagonal a_S and off-diagonal b_S of the tridiagonal T.
 
     b_S[j] is the norm of step j's new direction; b_S[-1] lies outside T. The basis V_(S+1)xP
     is reorthogonalized against every vector so far, twice: one pass leaves float32 round-off
     behind, and without it the extreme Ritz values come back as spurious copies.
     """
-    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost)
+    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
 
     def step(j, carry):
         V_SxP, a_S, b_S = carry
@@ -187,9 +193,9 @@ def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps):
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "steps"))
-def _lanczos_group(params_C, v0_CxP, x_NxD, y_NxK, activation, cost, steps):
+def _lanczos_group(params_C, v0_CxP, x_NxD, y_NxK, activation, cost, steps, l2=0.0):
     """`lanczos_tridiagonal` of C networks at once (stacked parameters, leading axis C): a_CxS, b_CxS."""
-    one = lambda params, v0_P: lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps)
+    one = lambda params, v0_P: lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2)
     return jax.vmap(one)(params_C, v0_CxP)
 
 
@@ -218,6 +224,7 @@ def lanczos(
     cost: str = "quadratic",
     key: jax.Array | None = None,
     steps: int = 30,
+    l2: float = 0.0,
 ) -> np.ndarray:
     """Ritz values (ascending) of the cost's Hessian after `steps` Lanczos steps.
 
@@ -230,7 +237,7 @@ def lanczos(
     steps = min(steps, model.param_count(params))
     params_1 = jax.tree.map(lambda a: jnp.asarray(a)[None], params)
     v0_1xP = _start_vector(params, key)[None]
-    a_1xS, b_1xS = _lanczos_group(params_1, v0_1xP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps)
+    a_1xS, b_1xS = _lanczos_group(params_1, v0_1xP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, float(l2))
     return _ritz_values(a_1xS[0], b_1xS[0])
 
 
@@ -238,7 +245,15 @@ def lanczos(
 
 
 def extreme_eigenvalues(
-    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, steps: int = 30, chunk: int = 8
+    params_G: model.Params,
+    x_NxD,
+    y_NxK,
+    activation: str,
+    cost: str,
+    key: jax.Array,
+    steps: int = 30,
+    chunk: int = 8,
+    l2: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`(top_G, bottom_G)`: the largest and smallest Ritz values of each of G networks' Hessians
     (stacked parameters, leading axis G) after `steps` Lanczos steps, `chunk` networks per program.
@@ -249,7 +264,7 @@ def extreme_eigenvalues(
     G = jax.tree.leaves(params_G)[0].shape[0]
     v0_GxP = jax.random.normal(key, (G, model.param_count(checkpoint.network(params_G, 0))), jnp.float32)
     todo = [g for g, reason in enumerate(_skip_reasons(params_G, [{}] * G)) if reason is None]
-    ritz = _extreme_ritz_values(params_G, v0_GxP, todo, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, chunk)
+    ritz = _extreme_ritz_values(params_G, v0_GxP, todo, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, chunk, l2)
     top_G = np.array([ritz[g][0] if g in ritz else np.nan for g in range(G)])
     bottom_G = np.array([ritz[g][1] if g in ritz else np.nan for g in range(G)])
     return top_G, bottom_G
@@ -338,8 +353,9 @@ def analyze_group(
     lanczos_steps: int = 20,
     n_alphas: int = 11,
     chunk: int = 8,
+    l2: float = 0.0,
 ) -> list[dict]:
-    """The minima a group of G networks reached: one dict per network, in `members` order.
+    """The end points a group of G networks reached: one dict per network, in `members` order.
 
     `params_init`/`params_final`: stacked parameters (leading axis G) at initialization and
     after training; `members[g]` holds `seed` and `learning_rate` (and `diverged`: such
@@ -376,7 +392,7 @@ def analyze_group(
     # Ritz values of every surviving network, `chunk` networks per compiled call.
     P = model.param_count(checkpoint.network(params_final, 0))
     v0_GxP = jax.random.normal(key, (len(members), P), jnp.float32)
-    ritz = _extreme_ritz_values(params_final, v0_GxP, todo, x_NxD, y_NxK, activation, cost, lanczos_steps, chunk)
+    ritz = _extreme_ritz_values(params_final, v0_GxP, todo, x_NxD, y_NxK, activation, cost, lanczos_steps, chunk, l2)
 
     # Each surviving network's own measurements.
     out: list[dict] = []
@@ -385,7 +401,7 @@ def analyze_group(
             out.append({"skipped": skipped_G[g]})
             continue
         init, final = checkpoint.network(params_init, g), checkpoint.network(params_final, g)
-        out.append(_minimum(init, final, float(m["learning_rate"]), ritz[g], x_NxD, y_NxK, alphas_A, activation, cost))
+        out.append(_end_point(init, final, float(m["learning_rate"]), ritz[g], x_NxD, y_NxK, alphas_A, activation, cost, l2))
 
     # Minima of the same learning rate, seed to next seed.
     barrier_of: dict[tuple[int, int], float] = {}
@@ -394,7 +410,7 @@ def analyze_group(
             barrier_of[g, h] = barrier_of[h, g]
         else:
             final_g, final_h = checkpoint.network(params_final, g), checkpoint.network(params_final, h)
-            path_A = _interpolate(final_g, final_h, x_NxD, y_NxK, alphas_A, activation, cost)
+            path_A = _interpolate(final_g, final_h, x_NxD, y_NxK, alphas_A, activation, cost, float(l2))
             barrier_of[g, h] = barrier(np.asarray(path_A), np.asarray(alphas_A))
         out[g]["seed_barrier"], out[g]["seed_barrier_to"] = barrier_of[g, h], members[h]["seed"]
     return out
@@ -424,7 +440,7 @@ def _skip_reasons(params: model.Params, members: list[dict]) -> list[str | None]
     return ["diverged" if m.get("diverged") else None if finite_G[g] else "non-finite parameters" for g, m in enumerate(members)]
 
 
-def _extreme_ritz_values(params, v0_GxP, todo, x_NxD, y_NxK, activation, cost, steps, chunk) -> dict[int, tuple[float, float]]:
+def _extreme_ritz_values(params, v0_GxP, todo, x_NxD, y_NxK, activation, cost, steps, chunk, l2=0.0) -> dict[int, tuple[float, float]]:
     """{g: (largest, smallest Ritz value)} for the networks `todo` of the stacked `params`."""
     S = max(1, min(steps, v0_GxP.shape[1]))
     C = max(1, min(chunk, len(todo)))
@@ -433,19 +449,19 @@ def _extreme_ritz_values(params, v0_GxP, todo, x_NxD, y_NxK, activation, cost, s
         gs = todo[start : start + C]
         idx = np.array(gs + [gs[-1]] * (C - len(gs)))  # the last chunk padded: one compilation
         params_C = jax.tree.map(lambda a, idx=idx: a[idx], params)
-        a_CxS, b_CxS = jax.device_get(_lanczos_group(params_C, v0_GxP[idx], x_NxD, y_NxK, activation, cost, S))
+        a_CxS, b_CxS = jax.device_get(_lanczos_group(params_C, v0_GxP[idx], x_NxD, y_NxK, activation, cost, S, float(l2)))
         for c, g in enumerate(gs):
             eig = _ritz_values(a_CxS[c], b_CxS[c])
             ritz[g] = (float(eig[-1]) + 0.0, float(eig[0]) + 0.0)  # + 0.0: no -0.0 from a flat cost
     return ritz
 
 
-def _minimum(init, final, lr: float, ritz: tuple[float, float], x_NxD, y_NxK, alphas_A, activation, cost) -> dict:
+def _end_point(init, final, lr: float, ritz: tuple[float, float], x_NxD, y_NxK, alphas_A, activation, cost, l2=0.0) -> dict:
     """One network's entry of `analyze_group`, without the seed barrier."""
     top, bottom = ritz
     stuck = unit_saturation(final, x_NxD, activation)
     kind = stuck["kind"]
-    path_A = np.asarray(_interpolate(init, final, x_NxD, y_NxK, alphas_A, activation, cost))
+    path_A = np.asarray(_interpolate(init, final, x_NxD, y_NxK, alphas_A, activation, cost, float(l2)))
     return {
         "sharpness": top,
         "min_eigenvalue": bottom,
@@ -473,6 +489,10 @@ def _next_seeds(members: list[dict], todo: list[int]) -> list[tuple[int, int]]:
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1:2] == ["critical"]:
+        from mlpjax import critical_cli
+
+        sys.exit(critical_cli.main())
     from mlpjax import geometry_cli
 
     sys.exit(geometry_cli.main())

@@ -1,10 +1,14 @@
-"""Minima that are checked: polish the end of SGD with full-batch L-BFGS, then test the point.
+"""The float32 polish of SGD's end points with full-batch L-BFGS, and a first look at the point.
 
 SGD after a few epochs stops near, not at, a stationary point: its gradient on the whole
 training set is small but not zero, and the Hessian there often has negative eigenvalues.
-`polish` runs L-BFGS on the full-batch cost (`cost.network_cost` over the training set)
-until ‖∇C‖ falls below a tolerance; `stationarity` measures ‖∇C‖ and both ends of the
-Hessian's spectrum (Lanczos); `kind` names the point: a minimum, a saddle, or still descending.
+`polish` runs L-BFGS on the full-batch cost (`cost.network_cost` over the training set, with
+the run's L2 term) until ‖∇C‖ falls below a tolerance; `stationarity` measures ‖∇C‖ and both
+ends of the Hessian's spectrum (30 float32 Lanczos steps); `kind` names what was seen:
+`candidate` (small gradient, no negative curvature seen), `negative-curvature`, `descending`.
+None of these is a verified critical point: in float32, with a tolerance of 1e-3 and a
+Lanczos estimate, nothing here can tell a minimum from a slow slope. The verdicts
+`minimum` and `saddle` come only from `python -m mlpjax.landscape critical` (mlpjax/critical.py).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from mlpjax import landscape, model
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def _polish_group(params_G, x_NxD, y_NxK, tol, max_steps, activation: str, cost: str):
+def _polish_group(params_G, x_NxD, y_NxK, tol, max_steps, l2, activation: str, cost: str):
     def one(params):
-        fn = lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost)
+        fn = lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost, l2)
         opt = optax.lbfgs()  # zoom line search (strong Wolfe): each step lowers the cost
         value_and_grad = optax.value_and_grad_from_state(fn)
 
@@ -56,29 +60,31 @@ def _polish_group(params_G, x_NxD, y_NxK, tol, max_steps, activation: str, cost:
 
 
 def polish(
-    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, max_steps: int, tol: float
+    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, max_steps: int, tol: float, l2: float = 0.0
 ) -> tuple[model.Params, np.ndarray, np.ndarray]:
     """Full-batch L-BFGS on G networks (stacked, leading axis G) until ‖∇C‖ ≤ `tol` or `max_steps`.
 
     Returns, per network, the iterate with the smallest ‖∇C‖ (the start included, so ‖∇C‖ never
     grows; every iterate's cost is at most the start's), the steps taken `steps_G`, and that
     iterate's ‖∇C‖ `grad_norm_G`.
-    The cost is the mean over all N examples of `(x_NxD, y_NxK)`.
+    The cost is the mean over all N examples of `(x_NxD, y_NxK)`, plus `(l2/2)‖θ‖²`.
     """
-    # tol and max_steps are traced: other values do not recompile.
+    # tol, max_steps and l2 are traced: other values do not recompile.
     params_G, steps_G, gnorm_G = _polish_group(
-        params_G, jnp.asarray(x_NxD), jnp.asarray(y_NxK), float(tol), int(max_steps), activation, cost
+        params_G, jnp.asarray(x_NxD), jnp.asarray(y_NxK), float(tol), int(max_steps), float(l2), activation, cost
     )
     return params_G, np.asarray(steps_G), np.asarray(gnorm_G)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
-def _grad_norms(params_G, x_NxD, y_NxK, activation: str, cost: str):
-    grad = jax.grad(lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost))
+def _grad_norms(params_G, x_NxD, y_NxK, l2, activation: str, cost: str):
+    grad = jax.grad(lambda p: cost_lib.network_cost(p, x_NxD, y_NxK, activation, cost, l2))
     return jax.vmap(lambda p: optax.tree.norm(grad(p)))(params_G)
 
 
-def stationarity(params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, lanczos_steps: int = 30) -> list[dict]:
+def stationarity(
+    params_G: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax.Array, lanczos_steps: int = 30, l2: float = 0.0
+) -> list[dict]:
     """`{"grad_norm", "lambda_max", "lambda_min"}` of each of G networks (stacked, leading axis G).
 
     ‖∇C‖ and the extreme Hessian eigenvalues of the cost over all N examples of `(x_NxD, y_NxK)`;
@@ -87,17 +93,19 @@ def stationarity(params_G: model.Params, x_NxD, y_NxK, activation: str, cost: st
     the true λ_max at least, what is reported.
     """
     x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
-    gnorm_G = np.asarray(_grad_norms(params_G, x_NxD, y_NxK, activation, cost))
-    top_G, bottom_G = landscape.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps)
+    gnorm_G = np.asarray(_grad_norms(params_G, x_NxD, y_NxK, float(l2), activation, cost))
+    top_G, bottom_G = landscape.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps, l2=l2)
     return [{"grad_norm": float(g), "lambda_max": float(t), "lambda_min": float(b)} for g, t, b in zip(gnorm_G, top_G, bottom_G)]
 
 
-MINIMUM, SADDLE, DESCENDING = "minimum", "saddle", "descending"
+# Names of what the float32 look sees; deliberately not "minimum" or "saddle" (see the module docstring).
+CANDIDATE, NEGATIVE, DESCENDING = "candidate", "negative-curvature", "descending"
 
 
 def kind(point: dict, tol: float) -> str:
-    """`minimum` if ‖∇C‖ ≤ tol and λ_min ≥ −tol·λ_max; `saddle` if ‖∇C‖ ≤ tol but some curvature
-    is negative beyond that; `descending` if the gradient has not vanished (‖∇C‖ > tol)."""
-    if not point["grad_norm"] <= tol:  # NaN counts as descending, never as a minimum
+    """`candidate` if ‖∇C‖ ≤ tol and the smallest Ritz value ≥ −tol·λ_max (no negative curvature seen);
+    `negative-curvature` if ‖∇C‖ ≤ tol but some curvature is negative beyond that; `descending` if
+    ‖∇C‖ > tol. A candidate is not a verified minimum: `python -m mlpjax.landscape critical` decides."""
+    if not point["grad_norm"] <= tol:  # NaN counts as descending, never as a candidate
         return DESCENDING
-    return MINIMUM if point["lambda_min"] >= -tol * point["lambda_max"] else SADDLE
+    return CANDIDATE if point["lambda_min"] >= -tol * point["lambda_max"] else NEGATIVE

@@ -77,6 +77,7 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
         n_train=n_train,
         momentum=float(cfg.optim.momentum),
         diverge_norm=float(cfg.train.diverge_norm),
+        l2=float(cfg.model.l2),
     )
     return Plan(
         spec=spec,

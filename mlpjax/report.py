@@ -15,9 +15,10 @@ Writes into DIR:
                         rate (and any other setting the sweep varied); seeds; mean ± std of
                         validation accuracy (when held out), test accuracy and final train cost
                         over the networks that did not diverge; test min–max; best and worst
-                        seed (chosen on validation); diverged; fraction at chance; networks at
-                        a minimum / saddle / still descending after SGD and after the polish
-                        (`minima.kind`) with the median ‖∇C‖, λ_min, λ_max; the minima analysis
+                        seed (chosen on validation); diverged; fraction at chance; networks that
+                        are candidates / show negative curvature / still descend after SGD and after
+                        the float32 polish (`minima.kind`; no verified minima: `landscape critical`
+                        verifies) with the median ‖∇C‖, λ_min, λ_max; the end-point analysis
                         (`landscape.analyze_group`) averaged over seeds; failed jobs as rows
                         with status `failed`
   networks.csv          one row per network: its settings, seed, every number of summary.json
@@ -113,8 +114,8 @@ NETWORK_NUMBERS = (
 # The stationary points of `train.polish_and_check`: after SGD, after the L-BFGS polish.
 WHEN = ("sgd", "polished")
 POINT_KEYS = ("grad_norm", "lambda_max", "lambda_min")
-# report.csv's count columns per kind of point (`minima.kind`): minima_sgd, saddles_polished, …
-KIND_COLUMNS = {minima.MINIMUM: "minima", minima.SADDLE: "saddles", minima.DESCENDING: "descending"}
+# report.csv's count columns per kind of point (`minima.kind`): candidates_sgd, negative_curvature_polished, …
+KIND_COLUMNS = {minima.CANDIDATE: "candidates", minima.NEGATIVE: "negative_curvature", minima.DESCENDING: "descending"}
 # The paired sigmoid − ReLU differences: summary key, report.md header, scale and format in report.md,
 # and whether networks at chance are left out (a collapsed network's accuracy or sharpness says
 # nothing about the activation at that setting; its cost 1.0 is still a cost).
@@ -461,7 +462,7 @@ def _best_and_worst(alive: list[dict], split: str) -> dict:
 
 
 def _kind_counts(nets: list[dict]) -> dict:
-    """`checked_sgd`, `minima_sgd`, `saddles_sgd`, `descending_sgd` and the same `_polished`."""
+    """`checked_sgd`, `candidates_sgd`, `negative_curvature_sgd`, `descending_sgd` and the same `_polished`."""
     out = {}
     for when in WHEN:
         kinds = [n.get(f"{when}_kind") for n in nets]
@@ -741,7 +742,7 @@ def markdown_table(sweep: Sweep) -> str:
         f"worst seed ({split_name})",
         "diverged",
         "at chance",
-        *(["at a minimum (polished)"] if sweep.stationary else []),
+        *(["candidates (polished)"] if sweep.stationary else []),
         *[MD_MINIMA[k] for k in md_minima],
         "status",
     ]
@@ -756,7 +757,7 @@ def _table_cells(r: dict, sweep: Sweep, md_minima: list[str]) -> list[str]:
         seeds = f"— ({r['failed_networks']} in failed jobs)" if r["failed_networks"] else "—"
         return [*_settings_cells(r, sweep.extras), seeds, *["—"] * (6 + sweep.has_validation + sweep.stationary + len(md_minima)), status]
     val = [_pm(r["val_acc_mean"], r["val_acc_std"], 100, ".2f")] if sweep.has_validation else []
-    at_min = [f"{r['minima_polished']}/{r['checked_polished']}"] if sweep.stationary else []
+    at_min = [f"{r['candidates_polished']}/{r['checked_polished']}"] if sweep.stationary else []
     return [
         *_settings_cells(r, sweep.extras),
         str(r["seeds"]),
@@ -800,7 +801,7 @@ def selection_section(sweep: Sweep) -> list[str]:
         *(["validation acc %"] if on_val else []),
         "test acc % (min–max)",
         "train cost",
-        *(["at a minimum (polished)"] if sweep.stationary else []),
+        *(["candidates (polished)"] if sweep.stationary else []),
     ]
     lines = []
     for r in chosen:
@@ -813,7 +814,7 @@ def selection_section(sweep: Sweep) -> list[str]:
                 *([_pm(r["val_acc_mean"], r["val_acc_std"], 100, ".2f")] if on_val else []),
                 test,
                 _pm(r["train_cost_mean"], r["train_cost_std"], 1, ".4f"),
-                *([f"{r['minima_polished']}/{r['checked_polished']}"] if sweep.stationary else []),
+                *([f"{r['candidates_polished']}/{r['checked_polished']}"] if sweep.stationary else []),
             ]
         )
     return [title, "", text, "", _md_table(head, lines), ""]
@@ -857,13 +858,13 @@ def differences_section(sweep: Sweep, diffs: list[dict]) -> list[str]:
 
 
 def minima_section(sweep: Sweep) -> list[str]:
-    """'Minima that are checked': per configuration, the kinds of points after SGD and after the polish."""
+    """'End points checked in float32': per configuration, the kinds of points after SGD and after the polish."""
     if not sweep.stationary:
         return []
     tols = sorted({j["post"].get("polish_tol") for j in sweep.jobs if j["status"] == "ok" and _finite(j["post"].get("polish_tol"))})
     head = ["activation", "hidden", "batch", *sweep.extras, "η", "checked"]
     for when in ("SGD", "polished"):
-        head += [f"{when}: min / saddle / desc.", f"{when}: median ‖∇C‖", f"{when}: median λ_min/λ_max"]
+        head += [f"{when}: cand. / neg. / desc.", f"{when}: median ‖∇C‖", f"{when}: median λ_min/λ_max"]
     lines = []
     for r in (r for r in sweep.rows if r["checked_sgd"] or r["checked_polished"]):
         cells = [*_settings_cells(r, sweep.extras), str(max(r["checked_sgd"], r["checked_polished"]))]
@@ -876,12 +877,14 @@ def minima_section(sweep: Sweep) -> list[str]:
         lines.append(cells)
     text = (
         "Every network that did not diverge, checked at the end of SGD and again after the full-batch L-BFGS polish "
-        f"(`minima.kind`, tol = `train.polish_tol` = {', '.join(f'{t:g}' for t in tols) or '?'}): a *minimum* has ‖∇C‖ ≤ tol and "
-        "λ_min ≥ −tol·λ_max, a *saddle* ‖∇C‖ ≤ tol with more negative curvature, *descending* ‖∇C‖ > tol. ‖∇C‖ and the "
+        f"(`minima.kind`, float32, tol = `train.polish_tol` = {', '.join(f'{t:g}' for t in tols) or '?'}): a *candidate* has "
+        "‖∇C‖ ≤ tol and a smallest Ritz value (30 Lanczos steps) ≥ −tol·λ_max, *negative curvature* ‖∇C‖ ≤ tol with more "
+        "negative curvature, *descending* ‖∇C‖ > tol. None of these is a verified minimum or saddle: that takes "
+        "`python -m mlpjax.landscape critical` (float64, ‖∇C‖ ≤ 1e-10, the whole spectrum). ‖∇C‖ and the "
         "Hessian's extreme eigenvalues are of the cost over the whole training split; medians over the checked networks. "
         "report.csv has the medians of λ_min and λ_max too; networks.csv every network's numbers."
     )
-    return ["## Minima that are checked", "", text, "", _md_table(head, lines), ""]
+    return ["## End points checked in float32 (not verified minima)", "", text, "", _md_table(head, lines), ""]
 
 
 def _intro(root: str, sweep: Sweep) -> list[str]:
@@ -920,11 +923,12 @@ def _table_section(sweep: Sweep, table: str) -> list[str]:
     if sweep.minima_cols:
         out += [
             "",
-            "Minima columns (`landscape.analyze_group`, mean over the surviving seeds): sharpness = top Hessian "
+            "End-point columns (`landscape.analyze_group`, at SGD's end points, or the polished ones; mean over the "
+            "surviving seeds; not verified minima): sharpness = top Hessian "
             "eigenvalue on a training subset (Lanczos); sharpness·η (GD is unstable above 2); λ_min = the smallest "
-            "eigenvalue (< 0: not yet a minimum); saturated/dead "
+            "Ritz value (< 0: not a minimum); saturated/dead "
             "= fraction of hidden units stuck; init_barrier = cost rise along the straight path from the "
-            "initialization; seed_barrier = rise above the line between this minimum and the next seed's.",
+            "initialization; seed_barrier = rise above the line between this end point and the next seed's.",
         ]
     return out + ["", table, ""]
 

@@ -55,6 +55,11 @@ class Run:
         return self.summary["cost"]
 
     @property
+    def l2(self) -> float:
+        """λ of the run's (λ/2)‖θ‖² (0 for runs from before `model.l2`)."""
+        return float(self.summary.get("l2") or 0.0)
+
+    @property
     def output(self) -> str:
         return cost_lib.OUTPUT_FOR_COST[self.cost]
 
@@ -149,6 +154,21 @@ def load_data(run: Run):
     """MNIST for `run`: from the run's data.idx_dir (its `${oc.env:…}` resolved now) where that folder
     exists here, else from $MNIST_IDX_DIR (a run made on another machine); prepared under its
     data.data_dir. The training split is the images the run trained on (its `validation` last ones held out)."""
+    mnist, n = _mnist_of(run)
+    return dataclasses.replace(mnist, x_train_NxD=mnist.x_train_NxD[:n], labels_train_N=mnist.labels_train_N[:n])
+
+
+def load_splits(run: Run) -> dict:
+    """`{"train": (x_NxD, labels_N), "validation": … (absent without one), "test": …}`, as the run split MNIST."""
+    mnist, n = _mnist_of(run)
+    out = {"train": (mnist.x_train_NxD[:n], mnist.labels_train_N[:n])}
+    if n < mnist.x_train_NxD.shape[0]:
+        out["validation"] = (mnist.x_train_NxD[n:], mnist.labels_train_N[n:])
+    return out | {"test": (mnist.x_test_NxD, mnist.labels_test_N)}
+
+
+def _mnist_of(run: Run):
+    """All of MNIST as `load_data` finds it for `run`, and the number of training images the run trained on."""
     from mlpjax import data
 
     recorded = run.setting("data.idx_dir")
@@ -159,8 +179,7 @@ def load_data(run: Run):
         mnist = data.load_mnist(idx_dir, data_dir)
     except data.DataError as e:
         raise RunError(str(e)) from None
-    n = mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
-    return dataclasses.replace(mnist, x_train_NxD=mnist.x_train_NxD[:n], labels_train_N=mnist.labels_train_N[:n])
+    return mnist, mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
 
 
 def init_params_of(run: Run) -> model.Params:

@@ -195,8 +195,9 @@ def header(plan: Plan, programs: list[Program]) -> str:
     n_seeds, n_lrs = len({n.seed for n in plan.networks}), len({n.learning_rate for n in plan.networks})
     P = model.count_for_sizes(list(spec.sizes))
     return (
-        f"mlpjax: {'-'.join(map(str, spec.sizes))} {spec.activation} network, {P:,} parameters, {spec.cost} cost, "
-        f"{G} network(s) ({n_seeds} seed(s) x {n_lrs} learning rate(s)), "
+        f"mlpjax: {'-'.join(map(str, spec.sizes))} {spec.activation} network, {P:,} parameters, {spec.cost} cost"
+        + (f" + (λ/2)|θ|², λ = {spec.l2:g}, " if spec.l2 else ", ")
+        + f"{G} network(s) ({n_seeds} seed(s) x {n_lrs} learning rate(s)), "
         f"mini-batch {'full' if spec.full_batch else spec.batch_size}, {plan.epochs} epochs on {jax.devices()[0].platform}"
         + (f", in {len(programs)} programs of {len(programs[0].index)} networks (memory)" if len(programs) > 1 else "")
         + (f", spread over {jax.device_count()} devices" if jax.device_count() > 1 and G > 1 else "")
@@ -290,6 +291,7 @@ def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
         "sizes": list(spec.sizes),
         "activation": spec.activation,
         "cost": spec.cost,
+        "l2": spec.l2,  # the cost SGD descended is C + (l2/2)|θ|²; the *_cost numbers below are C alone
         "batch_size": "full" if spec.full_batch else spec.batch_size,
         "epochs": plan.epochs,
         "epochs_run": last["epoch"],
@@ -327,9 +329,10 @@ def polish_and_check(plan: Plan, params: model.Params, models: list[dict], array
         plan.spec.cost,
         jax.random.key(plan.data_seed),
     )
-    before = minima.stationarity(params, x_NxD, y_NxK, act, cst, key)
-    polished, steps_G, _ = minima.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol)
-    after = minima.stationarity(polished, x_NxD, y_NxK, act, cst, key)
+    l2 = plan.spec.l2
+    before = minima.stationarity(params, x_NxD, y_NxK, act, cst, key, l2=l2)
+    polished, steps_G, _ = minima.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol, l2=l2)
+    after = minima.stationarity(polished, x_NxD, y_NxK, act, cst, key, l2=l2)
     costs = {name: fit.evaluate(polished, s.x_NxD, s.y_NxK, s.labels_N, act, cst) for name, s in arrays.splits().items()}
     for g, m in enumerate(models):
         if m["diverged"]:
@@ -352,6 +355,7 @@ def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays:
         plan.spec.activation,
         plan.spec.cost,
         jax.random.key(plan.data_seed),
+        l2=plan.spec.l2,
     )
     for m, mi in zip(models, minima_G):
         m["minima"] = mi

@@ -1,4 +1,4 @@
-"""Minima that are checked: the L-BFGS polish, the stationarity test, and both in a real run."""
+"""The float32 polish and first look at end points: the L-BFGS polish, the stationarity test, and both in a real run."""
 
 import json
 
@@ -58,8 +58,8 @@ def test_polish_stops_at_max_steps_and_at_zero_steps_changes_nothing():
 
 
 def test_kind_of_a_point():
-    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -1e-3}, tol=1e-3) == minima.MINIMUM
-    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -0.5}, tol=1e-3) == minima.SADDLE
+    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -1e-3}, tol=1e-3) == minima.CANDIDATE
+    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -0.5}, tol=1e-3) == minima.NEGATIVE
     assert minima.kind({"grad_norm": 0.1, "lambda_max": 10.0, "lambda_min": 0.5}, tol=1e-3) == minima.DESCENDING
     assert minima.kind({"grad_norm": float("nan"), "lambda_max": 1.0, "lambda_min": 0.0}, tol=1e-3) == minima.DESCENDING
 

@@ -223,10 +223,10 @@ def test_report_without_minima_and_with_error_txt(tmp_path, capsys):
     assert {r["batch_size"]: r["status"] for r in rows} == {"32": "ok", "128": "failed"}
     assert "DataError: bad IDX file" in [r for r in rows if r["status"] == "failed"][0]["error"]
     # A sweep from before validation, the polish and the minima: the sections it can have, no others.
-    assert not {"val_acc_mean", "minima_polished", "checked_sgd"} & set(rows[0])
+    assert not {"val_acc_mean", "candidates_polished", "checked_sgd"} & set(rows[0])
     md = (root / "report.md").read_text()
     assert "## Selected on test (no validation split: chosen on test)" in md and "## All configurations" in md
-    assert "## Minima that are checked" not in md and "## Sigmoid − ReLU" not in md and not (root / "differences.csv").exists()
+    assert "## End points checked in float32" not in md and "## Sigmoid − ReLU" not in md and not (root / "differences.csv").exists()
     assert len(read_csv(root / "networks.csv")) == 6
     assert {p for p in os.listdir(root) if p.endswith(".png")} == {"accuracy_vs_lr.png", "learning_curves.png", "cost_spread.png"}
 
@@ -326,8 +326,8 @@ def test_a_configuration_where_a_network_diverged_is_chosen_last():
 
 
 def stationary_points(g):
-    """After SGD every network still descends; after the polish network g is, by g mod 3, at a minimum
-    (λ_min ≥ −tol·λ_max for tol 1e-3, not for 1e-4), at a saddle, or still descending."""
+    """After SGD every network still descends; after the polish network g is, by g mod 3, a candidate
+    (λ_min ≥ −tol·λ_max for tol 1e-3, not for 1e-4), of negative curvature, or still descending."""
     polished = [
         {"grad_norm": 1e-4, "lambda_max": 1.0, "lambda_min": -5e-4},
         {"grad_norm": 5e-4, "lambda_max": 1.0, "lambda_min": -0.1},
@@ -339,13 +339,13 @@ def stationary_points(g):
     }
 
 
-def test_minima_saddles_and_descending_are_counted(tmp_path, without_figures):
+def test_candidates_negative_curvature_and_descending_are_counted(tmp_path, without_figures):
     write_job(tmp_path / "0", "sigmoid", [16], 10, diverged={4}, stationary=stationary_points, polish_tol=1e-3)
     write_job(tmp_path / "1", "sigmoid", [32], 10, stationary=stationary_points, polish_tol=1e-4)  # the job's own tol
     write_job(tmp_path / "2", "sigmoid", [64], 10)  # an older job: nothing checked
     report.report(str(tmp_path), quiet=True)
     rows = {(r["hidden"], r["learning_rate"]): r for r in read_csv(tmp_path / "report.csv")}
-    counts = lambda r, when: tuple(int(r[f"{c}_{when}"]) for c in ("checked", "minima", "saddles", "descending"))
+    counts = lambda r, when: tuple(int(r[f"{c}_{when}"]) for c in ("checked", "candidates", "negative_curvature", "descending"))
     assert counts(rows[("[16]", "0.1")], "polished") == (3, 1, 1, 1)
     assert counts(rows[("[16]", "0.1")], "sgd") == (3, 0, 0, 3)
     assert counts(rows[("[16]", "1")], "polished") == (2, 1, 0, 1)  # seed 1 diverged: not checked
@@ -357,7 +357,7 @@ def test_minima_saddles_and_descending_are_counted(tmp_path, without_figures):
     assert r["grad_norm_polished_median"] != rows[("[16]", "1")]["grad_norm_polished_median"]  # median of 1e-4 and 0.01
 
     md = (tmp_path / "report.md").read_text()
-    section = md_section(md, "Minima that are checked")
+    section = md_section(md, "End points checked in float32 (not verified minima)")
     assert "| sigmoid | [16] | 10 | 0.1 | 3 | 0 / 0 / 3 | 0.06 | -0.25 | 1 / 1 / 1 | 0.0005 | -0.0005 |" in section
     assert "| sigmoid | [32] | 10 | 0.1 | 3 | 0 / 0 / 3 | 0.06 | -0.25 | 0 / 1 / 2 |" in section
     assert "[64]" not in section and "0.0001, 0.001" in section
@@ -409,7 +409,7 @@ def test_networks_csv_has_one_row_per_network(sweep, without_figures):
         "",
     )
     first = by[("4", "0.1", "0")]
-    assert (first["polished_kind"], float(first["polished_grad_norm"]), float(first["sgd_grad_norm"])) == ("minimum", 1e-4, 0.05)
+    assert (first["polished_kind"], float(first["polished_grad_norm"]), float(first["sgd_grad_norm"])) == ("candidate", 1e-4, 0.05)
     assert (float(first["train_cost"]), float(first["polished_train_cost"]), first["at_chance"]) == (0.2, 0.05, "False")
     assert by[("1", "1", "1")]["diverged"] == "True" and by[("2", "1", "2")]["validation_accuracy"] == ""
 

@@ -369,10 +369,14 @@ def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, l
         x_NxD, y_NxK = jnp.asarray(x_NxD, jnp.float64), jnp.asarray(y_NxK, jnp.float64)
         theta_P, l2 = jnp.asarray(theta_P, jnp.float64), jnp.float64(problem.l2)
         if P <= dense_max:
+            t0 = time.perf_counter()
             H_PxP = np.asarray(prog["hessian"](theta_P, x_NxD, y_NxK, l2, min(64, P)))
+            t1 = time.perf_counter()
             eig = np.linalg.eigvalsh(0.5 * (H_PxP + H_PxP.T))
             scale = max(abs(eig[0]), abs(eig[-1]), 1e-300)
             return {
+                "hessian_seconds": round(t1 - t0, 3),
+                "eigen_seconds": round(time.perf_counter() - t1, 3),
                 "method": "dense float64 Hessian, every eigenvalue (numpy.linalg.eigvalsh)",
                 "eigenvalues": eig,
                 "lambda_min": float(eig[0]),
@@ -383,7 +387,9 @@ def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, l
             }
         steps = min(lanczos_steps, P)
         v0_P = jnp.asarray(np.random.default_rng(seed).normal(size=P))
+        t0 = time.perf_counter()
         a_S, b_S = (np.asarray(a, np.float64) for a in prog["lanczos"](theta_P, v0_P, x_NxD, y_NxK, l2, steps))
+        lanczos_seconds = round(time.perf_counter() - t0, 3)
     T = np.diag(a_S) + np.diag(b_S[:-1], 1) + np.diag(b_S[:-1], -1)
     theta_K, U_KxK = np.linalg.eigh(T)
     residual_K = np.abs(b_S[-1] * U_KxK[-1])  # ‖H u − θ u‖ of each Ritz pair
@@ -395,6 +401,7 @@ def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, l
         "complete": False,
         "residual_min": float(residual_K[0]),
         "residual_max": float(residual_K[-1]),
+        "lanczos_seconds": lanczos_seconds,
     }
 
 
@@ -564,6 +571,7 @@ def analyze(
         "spectrum_method": spec["method"] if spec else None,
         "spectrum_asymmetry": spec.get("asymmetry") if spec else None,
         "lanczos_residual_min": spec["residual_min"] if spec and not spec["complete"] else None,
+        "spectrum_seconds": {k: spec[k] for k in ("hessian_seconds", "eigen_seconds", "lanczos_seconds") if k in spec} if spec else None,
         "newton_distance": grad_norm / float(np.sort(np.abs(spec["eigenvalues"]))[min(sym["explained"], spec["eigenvalues"].size - 1)])
         if spec
         else None,

@@ -26,7 +26,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mlpjax import config, critical, outputs, rundir, train  # noqa: E402
+from mlpjax import config, outputs, rundir, train  # noqa: E402
+from mlpjax.landscape import critical  # noqa: E402
 
 ARMS = {"sigmoid": ["model.init=lecun", "optim.lr=1.0"], "relu": ["model.activation=relu", "model.init=he", "optim.lr=0.1"]}
 

@@ -55,8 +55,8 @@ class TrainConfig:
     max_group: int = 0  # most networks compiled into one program; 0: as many as memory allows
     diverge_norm: float = 1e4  # a network whose parameter norm passes this is marked diverged
     checkpoint_every: int = 5  # epochs between saves of the whole training state
-    analyze: bool = False  # after training: the minima (landscape.analyze_group) into summary.json
-    polish: int = 0  # after SGD: up to N steps of full-batch L-BFGS (minima.polish)
+    analyze: bool = False  # after training: the minima (landscape.endpoints.analyze_group) into summary.json
+    polish: int = 0  # after SGD: up to N steps of full-batch L-BFGS (landscape.polish)
     polish_tol: float = 1e-3  # the polish stops at |∇C| <= polish_tol
 
 

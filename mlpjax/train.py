@@ -34,7 +34,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mlpjax import checkpoint, cli, config, data, fit, landscape, minima, model, provenance, rundir
+from mlpjax import checkpoint, cli, config, data, fit, model, provenance, rundir
+from mlpjax.landscape import endpoints, polish
 from mlpjax.plan import Network, Plan, Program, chunks, make_plan, merge, positions
 
 config.register()
@@ -320,7 +321,7 @@ SPLIT_METRICS = ("test_accuracy", "test_cost", "validation_accuracy", "validatio
 
 
 def polish_and_check(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> model.Params:
-    """Polish every surviving network with full-batch L-BFGS (`minima.polish`); record in each entry
+    """Polish every surviving network with full-batch L-BFGS (`landscape.polish`); record in each entry
     of `models` its `stationary` point after SGD and after the polish. Returns the polished parameters."""
     x_NxD, y_NxK, act, cst, key = (
         arrays.train.x_NxD,
@@ -330,9 +331,9 @@ def polish_and_check(plan: Plan, params: model.Params, models: list[dict], array
         jax.random.key(plan.data_seed),
     )
     l2 = plan.spec.l2
-    before = minima.stationarity(params, x_NxD, y_NxK, act, cst, key, l2=l2)
-    polished, steps_G, _ = minima.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol, l2=l2)
-    after = minima.stationarity(polished, x_NxD, y_NxK, act, cst, key, l2=l2)
+    before = polish.stationarity(params, x_NxD, y_NxK, act, cst, key, l2=l2)
+    polished, steps_G, _ = polish.polish(params, x_NxD, y_NxK, act, cst, plan.polish, plan.polish_tol, l2=l2)
+    after = polish.stationarity(polished, x_NxD, y_NxK, act, cst, key, l2=l2)
     costs = {name: fit.evaluate(polished, s.x_NxD, s.y_NxK, s.labels_N, act, cst) for name, s in arrays.splits().items()}
     for g, m in enumerate(models):
         if m["diverged"]:
@@ -344,9 +345,9 @@ def polish_and_check(plan: Plan, params: model.Params, models: list[dict], array
 
 
 def analyze_minima(plan: Plan, params: model.Params, models: list[dict], arrays: DeviceData) -> None:
-    """Add each network's minima analysis (`landscape.analyze_group`) to its entry of `models`."""
+    """Add each network's minima analysis (`landscape.endpoints.analyze_group`) to its entry of `models`."""
     init = init_networks(plan.spec, list(plan.networks))
-    minima_G = landscape.analyze_group(
+    minima_G = endpoints.analyze_group(
         init.params,
         params,
         models,

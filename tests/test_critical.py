@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from mlpjax import checkpoint, critical, critical_cli, geometry
+from mlpjax import checkpoint
+from mlpjax.landscape import critical, critical_cli, geometry
 
 
 def _spectrum_of(H):

@@ -9,7 +9,8 @@ import numpy as np
 import problems
 import pytest
 
-from mlpjax import geometry, geometry_cli, landscape, model
+from mlpjax import cost, landscape, model
+from mlpjax.landscape import commands, geometry
 
 
 def tiny(sizes=(12, 5, 4, 3), seed=0, n=40, init="normal"):
@@ -22,7 +23,7 @@ def trained(sizes, steps=300, lr=2.0):
     """A tiny network after `steps` of full-batch gradient descent on `tiny`'s data: at low cost, so
     a path from it to a permuted copy of itself must climb."""
     params, x, y = tiny(sizes)
-    step = jax.jit(lambda p: jax.tree.map(lambda w, g: w - lr * g, p, jax.grad(landscape.cost_lib.network_cost)(p, x, y)))
+    step = jax.jit(lambda p: jax.tree.map(lambda w, g: w - lr * g, p, jax.grad(cost.network_cost)(p, x, y)))
     for _ in range(steps):
         params = step(params)
     return params, x, y
@@ -163,30 +164,30 @@ def trained_run(train_here, small_idx_dir, tfds_dir, tmp_path_factory):
 def test_every_command_writes_its_figure_and_numbers(trained_run, tmp_path, capsys):
     out = tmp_path / "out"
     common = ["--out", str(out), "--examples", "300"]
-    assert geometry_cli.main(["align", str(trained_run), "--networks", "0,1", *common]) == 0
+    assert commands.main(["align", str(trained_run), "--networks", "0,1", *common]) == 0
     align = json.loads((out / "align.json").read_text())
     assert align["barrier_aligned"] <= align["barrier_unaligned"]
     assert [sorted(p) for p in align["permutations"]] == [[0, 1, 2]]
     assert align["output_change"] < 1e-5 and align["examples"] == 300
-    assert geometry_cli.main(["curve", str(trained_run), "--steps", "40", *common]) == 0
+    assert commands.main(["curve", str(trained_run), "--steps", "40", *common]) == 0
     curve = json.loads((out / "curve.json").read_text())
     assert curve["networks"] == align["networks"]  # the default pair: the best and the other seed
     assert {"barrier_line", "barrier_curve", "barrier_line_aligned", "barrier_curve_aligned"} <= curve.keys()
     assert curve["barrier_line"] == pytest.approx(align["barrier_unaligned"], rel=0.2)  # 51 points, not 25
-    assert geometry_cli.main(["lines", str(trained_run), *common]) == 0
+    assert commands.main(["lines", str(trained_run), *common]) == 0
     lines = json.loads((out / "lines.json").read_text())
     assert len(lines["alphas"]) == 81 and lines["alphas"][0] == -0.5 and lines["alphas"][-1] == 1.5
     assert lines["init_to_a"]["costs"][20] > lines["init_to_a"]["costs"][60]  # training lowered the cost
-    assert geometry_cli.main(["surface", str(trained_run), "--networks", "0,1", "--grid", "3", *common]) == 0
+    assert commands.main(["surface", str(trained_run), "--networks", "0,1", "--grid", "3", *common]) == 0
     surface = json.loads((out / "surface.json").read_text())
     assert np.array(surface["costs"]).shape == (3, 3) and surface["compared_with"]["network"] != surface["network"]
     assert surface["cost_center"] == pytest.approx(surface["costs"][1][1])
-    assert geometry_cli.main(["spectrum", str(trained_run), "--networks", "1", "--slq-steps", "10", "--slq-vectors", "1", *common]) == 0
+    assert commands.main(["spectrum", str(trained_run), "--networks", "1", "--slq-steps", "10", "--slq-vectors", "1", *common]) == 0
     spectrum = json.loads((out / "spectrum.json").read_text())
     assert spectrum["eigenvalues"] == 784 * 3 + 3 + 3 * 10 + 10
     eig = np.load(out / spectrum["eigenvalues_file"])
     assert spectrum["negative"] == int(np.sum(eig < 0)) and spectrum["top"][0] == eig[-1] >= spectrum["slq"]["lambda_max"] - 1e-6
-    for what in geometry_cli.WHATS:
+    for what in commands.WHATS:
         assert (out / f"{what}.png").stat().st_size > 1000
 
 
@@ -203,6 +204,6 @@ def test_every_command_writes_its_figure_and_numbers(trained_run, tmp_path, caps
 )
 def test_mistakes_are_one_line(trained_run, tmp_path, capsys, args, message):
     argv = [a.replace("{run}", str(trained_run)) for a in args] + ["--out", str(tmp_path)]
-    assert geometry_cli.main(argv) == 2
+    assert commands.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err

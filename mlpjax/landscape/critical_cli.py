@@ -6,7 +6,7 @@
 For each chosen network of each run (default: every network that did not diverge), from its end point
 (after SGD, or after the run's float32 polish with --start polished) to a critical point of the run's
 full-batch training cost (with its model.l2 term) on the first --examples training images (default all
-of the run's training split), in float64 (mlpjax/critical.py), and a verdict with its evidence:
+of the run's training split), in float64 (mlpjax/landscape/critical.py), and a verdict with its evidence:
 minimum, saddle (with its index), gradient-flat, escaping or unresolved. Writes into --out (default
 RUN/critical):
   critical.json      per network: verdict, reason, ‖∇f‖, f, ‖θ‖, λ_min, λ_max, index, zero and negative
@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import checkpoint, cli, config, critical, model, outputs, rundir
+from mlpjax import checkpoint, cli, config, model, outputs, rundir
 from mlpjax import cost as cost_lib
+from mlpjax.landscape import critical
 from mlpjax.rundir import RunError
 
 COLORS = {critical.MINIMUM: "tab:green", critical.SADDLE: "tab:red", critical.GRADIENT_FLAT: "tab:purple", critical.ESCAPING: "tab:orange"}

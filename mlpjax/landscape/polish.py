@@ -8,7 +8,7 @@ ends of the Hessian's spectrum (30 float32 Lanczos steps); `kind` names what was
 `candidate` (small gradient, no negative curvature seen), `negative-curvature`, `descending`.
 None of these is a verified critical point: in float32, with a tolerance of 1e-3 and a
 Lanczos estimate, nothing here can tell a minimum from a slow slope. The verdicts
-`minimum` and `saddle` come only from `python -m mlpjax.landscape critical` (mlpjax/critical.py).
+`minimum` and `saddle` come only from `python -m mlpjax.landscape critical` (mlpjax/landscape/critical.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 import optax
 
 from mlpjax import cost as cost_lib
-from mlpjax import landscape, model
+from mlpjax import model
+from mlpjax.landscape import curvature
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost"))
@@ -89,12 +90,12 @@ def stationarity(
 
     ‖∇C‖ and the extreme Hessian eigenvalues of the cost over all N examples of `(x_NxD, y_NxK)`;
     the eigenvalues are the extreme Ritz values after `lanczos_steps` Lanczos steps
-    (`landscape.extreme_eigenvalues`), which lie inside the spectrum: the true λ_min is at most,
+    (`curvature.extreme_eigenvalues`), which lie inside the spectrum: the true λ_min is at most,
     the true λ_max at least, what is reported.
     """
     x_NxD, y_NxK = jnp.asarray(x_NxD), jnp.asarray(y_NxK)
     gnorm_G = np.asarray(_grad_norms(params_G, x_NxD, y_NxK, float(l2), activation, cost))
-    top_G, bottom_G = landscape.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps, l2=l2)
+    top_G, bottom_G = curvature.extreme_eigenvalues(params_G, x_NxD, y_NxK, activation, cost, key, lanczos_steps, l2=l2)
     return [{"grad_norm": float(g), "lambda_max": float(t), "lambda_min": float(b)} for g, t, b in zip(gnorm_G, top_G, bottom_G)]
 
 

@@ -13,7 +13,7 @@ Pure functions of parameters (lists of `(W_OxI, b_O)`, as in `model`) and data:
                               by stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019)
 
 Their commands over saved runs are `python -m mlpjax.landscape {align,curve,lines,surface,spectrum}`
-(`mlpjax/geometry_cli.py`).
+(`mlpjax/landscape/commands.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import optax
 from scipy.optimize import linear_sum_assignment
 
 from mlpjax import cost as cost_lib
-from mlpjax import landscape, model
+from mlpjax import model
+from mlpjax.landscape import curvature
 
 # --------------------------------------------------------------------------- permutation alignment
 
@@ -182,9 +183,9 @@ def surface(params, d1, d2, x_NxD, y_NxK, alphas_A, betas_B, activation: str, co
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "chunk"))
 def _hessian_f32(params, x_NxD, y_NxK, activation: str, cost: str, chunk: int, l2=0.0):
-    flat_P, cost_fn = landscape.flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
+    flat_P, cost_fn = curvature.flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
     P = flat_P.size
-    column = lambda i: landscape.hvp(cost_fn, flat_P, jax.nn.one_hot(i, P, dtype=flat_P.dtype))
+    column = lambda i: curvature.hvp(cost_fn, flat_P, jax.nn.one_hot(i, P, dtype=flat_P.dtype))
     # `chunk` Hessian-vector products per batch: memory chunk·N·(hidden units), not P·N·(hidden units).
     return jax.lax.map(column, jnp.arange(P), batch_size=chunk)
 
@@ -204,7 +205,7 @@ def hessian_eigenvalues(params: model.Params, x_NxD, y_NxK, activation: str, cos
 
 @functools.partial(jax.jit, static_argnames=("activation", "cost", "steps"))
 def _lanczos_from(params, v0_VxP, x_NxD, y_NxK, activation, cost, steps, l2=0.0):
-    one = lambda v0_P: landscape.lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2)
+    one = lambda v0_P: curvature.lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2)
     return jax.vmap(one)(v0_VxP)
 
 
@@ -223,7 +224,7 @@ def slq(params: model.Params, x_NxD, y_NxK, activation: str, cost: str, key: jax
     a_VxS, b_VxS = jax.device_get(_lanczos_from(params, v0_VxP, jnp.asarray(x_NxD), jnp.asarray(y_NxK), activation, cost, steps, float(l2)))
     nodes, weights = [], []
     for a_S, b_S in zip(a_VxS, b_VxS):
-        theta_K, U_KxK = np.linalg.eigh(landscape.tridiagonal(a_S, b_S))
+        theta_K, U_KxK = np.linalg.eigh(curvature.tridiagonal(a_S, b_S))
         nodes.append(theta_K)
         weights.append(U_KxK[0] ** 2)
     return nodes, weights

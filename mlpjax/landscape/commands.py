@@ -1,4 +1,4 @@
-"""The geometry of saved minima, one command each (the functions: `mlpjax/geometry.py`).
+"""The geometry of saved minima, one command each (the functions: `mlpjax/landscape/geometry.py`).
 
     python -m mlpjax.landscape WHAT RUN_DIR [RUN_B] [--networks I,J|all] [--out DIR] [--examples N]
 
@@ -37,8 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import cli, geometry, landscape, model, outputs, rundir
+from mlpjax import cli, model, outputs, rundir
 from mlpjax import cost as cost_lib
+from mlpjax.landscape import endpoints, geometry, paths
 from mlpjax.rundir import Run, RunError
 
 WHATS = ("align", "curve", "lines", "surface", "spectrum")
@@ -51,27 +52,27 @@ _forward = jax.jit(model.forward, static_argnames=("activation", "output"))
 
 def align_pair(a: Run, b: Run, x_NxD, y_NxK, n_alphas: int = 25) -> dict:
     """Weight matching of b to a, and the straight-line barrier (rise above the line between the end
-    costs, `landscape.barrier`) from a to b and from a to aligned b at `n_alphas` points of [0, 1]."""
+    costs, `paths.barrier`) from a to b and from a to aligned b at `n_alphas` points of [0, 1]."""
     perms, rounds = geometry.weight_matching(a.params, b.params)
     aligned = geometry.permute(b.params, perms)
     alphas_A = np.linspace(0.0, 1.0, n_alphas)
-    paths = {
-        name: np.asarray(landscape.interpolate(a.params, p, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
+    along = {
+        name: np.asarray(paths.interpolate(a.params, p, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
         for name, p in (("unaligned", b.params), ("aligned", aligned))
     }
     output = cost_lib.OUTPUT_FOR_COST[a.cost]
     change = jnp.max(jnp.abs(_forward(b.params, x_NxD, a.activation, output) - _forward(aligned, x_NxD, a.activation, output)))
     return {
         "networks": [_name(a), _name(b)],
-        "barrier_unaligned": landscape.barrier(paths["unaligned"], alphas_A),
-        "barrier_aligned": landscape.barrier(paths["aligned"], alphas_A),
+        "barrier_unaligned": paths.barrier(along["unaligned"], alphas_A),
+        "barrier_aligned": paths.barrier(along["aligned"], alphas_A),
         "permutations": [p.tolist() for p in perms],
         "units_moved": [int(np.sum(p != np.arange(p.size))) for p in perms],
         "rounds": rounds,
         "output_change": float(change),  # max |output of B − output of aligned B|: float32 rounding only
         "alphas": alphas_A.tolist(),
-        "costs_unaligned": paths["unaligned"].tolist(),
-        "costs_aligned": paths["aligned"].tolist(),
+        "costs_unaligned": along["unaligned"].tolist(),
+        "costs_aligned": along["aligned"].tolist(),
     }
 
 
@@ -84,10 +85,10 @@ def curve_pair(a: Run, b_params, x_train_NxD, y_train_NxK, x_NxD, y_NxK, key, st
     curve_T = np.asarray(
         geometry.curve_costs(a.params, theta, b_params, x_NxD, y_NxK, jnp.asarray(ts_T, jnp.float32), a.activation, a.cost, a.l2)
     )
-    line_T = np.asarray(landscape.interpolate(a.params, b_params, x_NxD, y_NxK, a.activation, a.cost, ts_T, a.l2))
+    line_T = np.asarray(paths.interpolate(a.params, b_params, x_NxD, y_NxK, a.activation, a.cost, ts_T, a.l2))
     return {
-        "barrier_line": landscape.barrier(line_T, ts_T),
-        "barrier_curve": landscape.barrier(curve_T, ts_T),
+        "barrier_line": paths.barrier(line_T, ts_T),
+        "barrier_curve": paths.barrier(curve_T, ts_T),
         "ts": ts_T.tolist(),
         "costs_line": line_T.tolist(),
         "costs_curve": curve_T.tolist(),
@@ -99,7 +100,7 @@ def _path_numbers(alphas_A, costs_A) -> dict:
     """On α ∈ [0, 1] of a path: the rise above the line between its ends, and the largest step up."""
     inside = (alphas_A >= 0) & (alphas_A <= 1)
     c = costs_A[inside]
-    return {"barrier": landscape.barrier(c, alphas_A[inside]), "largest_increase": float(np.max(np.diff(c))), "costs": costs_A.tolist()}
+    return {"barrier": paths.barrier(c, alphas_A[inside]), "largest_increase": float(np.max(np.diff(c))), "costs": costs_A.tolist()}
 
 
 # --------------------------------------------------------------------------- commands
@@ -172,7 +173,7 @@ def run_lines(args, subjects, data) -> tuple[dict, object]:
     ax = fig.subplots()
     labels = {"init_to_a": "initialization → A", "a_to_b": "A → B", "a_to_b_aligned": "A → B aligned"}
     for name, (p0, p1) in ends.items():
-        costs_A = np.asarray(landscape.interpolate(p0, p1, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
+        costs_A = np.asarray(paths.interpolate(p0, p1, x_NxD, y_NxK, a.activation, a.cost, alphas_A, a.l2))
         result[name] = _path_numbers(alphas_A, costs_A)
         ax.plot(alphas_A, costs_A, label=f"{labels[name]}: barrier {result[name]['barrier']:.3g}")
     for edge in (0, 1):
@@ -413,7 +414,7 @@ def load_data(run: Run, n_examples: int) -> dict:
     mnist = rundir.load_data(run)
     x_NxD = jnp.asarray(mnist.x_train_NxD)
     y_NxK = jax.nn.one_hot(jnp.asarray(mnist.labels_train_N), run.params[-1][0].shape[0])
-    return {"train": (x_NxD, y_NxK), "subset": landscape.fixed_subset(x_NxD, y_NxK, n_examples)}
+    return {"train": (x_NxD, y_NxK), "subset": endpoints.fixed_subset(x_NxD, y_NxK, n_examples)}
 
 
 # --------------------------------------------------------------------------- command line

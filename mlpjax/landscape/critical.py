@@ -618,7 +618,7 @@ def distinct_minima(thetas: list[np.ndarray], distances: list[float], problem: P
     a matrix), "tolerances"}`. Permutations are the only symmetry undone (with λ > 0 the sign flip of a
     sigmoid unit changes ‖θ‖, so it is no symmetry of f).
     """
-    from mlpjax import geometry
+    from mlpjax.landscape import geometry
 
     n = len(thetas)
     parent = list(range(n))

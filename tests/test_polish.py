@@ -9,7 +9,8 @@ import problems
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from mlpjax import landscape, minima
+from mlpjax import landscape
+from mlpjax.landscape import polish
 
 
 def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
@@ -30,7 +31,7 @@ def tiny_group(G=3, sizes=(6, 5, 3), n=64, activation="sigmoid"):
 )
 def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, cost_name, sizes, reaches_tol):
     params_G, nets, x, y = tiny_group(sizes=sizes)
-    polished_G, steps_G, gnorm_G = minima.polish(params_G, x, y, activation, cost_name, max_steps=500, tol=1e-4)
+    polished_G, steps_G, gnorm_G = polish.polish(params_G, x, y, activation, cost_name, max_steps=500, tol=1e-4)
     for g, net in enumerate(nets):
         g0_P = ravel_pytree(problems.grad_C(net, x, y, activation, cost_name))[0]
         after = [(W[g], b[g]) for W, b in polished_G]
@@ -49,24 +50,24 @@ def test_polish_drives_the_gradient_down_and_never_raises_the_cost(activation, c
 
 def test_polish_stops_at_max_steps_and_at_zero_steps_changes_nothing():
     params_G, _, x, y = tiny_group(sizes=(4, 2))  # the shapes of the sigmoid case above: its compiled program
-    _, steps_G, gnorm_G = minima.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=3, tol=1e-12)
+    _, steps_G, gnorm_G = polish.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=3, tol=1e-12)
     assert steps_G.tolist() == [3, 3, 3] and (gnorm_G > 1e-12).all()
-    same_G, steps_G, _ = minima.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=0, tol=1e-12)
+    same_G, steps_G, _ = polish.polish(params_G, x, y, "sigmoid", "quadratic", max_steps=0, tol=1e-12)
     assert steps_G.tolist() == [0, 0, 0]
     for a, b in zip(jax.tree.leaves(same_G), jax.tree.leaves(params_G)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_kind_of_a_point():
-    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -1e-3}, tol=1e-3) == minima.CANDIDATE
-    assert minima.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -0.5}, tol=1e-3) == minima.NEGATIVE
-    assert minima.kind({"grad_norm": 0.1, "lambda_max": 10.0, "lambda_min": 0.5}, tol=1e-3) == minima.DESCENDING
-    assert minima.kind({"grad_norm": float("nan"), "lambda_max": 1.0, "lambda_min": 0.0}, tol=1e-3) == minima.DESCENDING
+    assert polish.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -1e-3}, tol=1e-3) == polish.CANDIDATE
+    assert polish.kind({"grad_norm": 1e-4, "lambda_max": 10.0, "lambda_min": -0.5}, tol=1e-3) == polish.NEGATIVE
+    assert polish.kind({"grad_norm": 0.1, "lambda_max": 10.0, "lambda_min": 0.5}, tol=1e-3) == polish.DESCENDING
+    assert polish.kind({"grad_norm": float("nan"), "lambda_max": 1.0, "lambda_min": 0.0}, tol=1e-3) == polish.DESCENDING
 
 
 def test_stationarity_against_the_dense_hessian():
     params_G, nets, x, y = tiny_group(G=2, sizes=(6, 4, 3))  # 43 parameters: the dense Hessian is cheap
-    points = minima.stationarity(params_G, x, y, "sigmoid", "quadratic", jax.random.key(1), lanczos_steps=43)
+    points = polish.stationarity(params_G, x, y, "sigmoid", "quadratic", jax.random.key(1), lanczos_steps=43)
     for net, p in zip(nets, points):
         with jax.enable_x64(True):
             net64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), net)

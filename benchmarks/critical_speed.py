@@ -4,7 +4,7 @@
 
 Trains 784-16-16-10 twice with model.l2=1e-4 (40 epochs, batch 32): sigmoid (LeCun init, η 1, the
 default run) and ReLU (He init, η 0.1), then from each end point runs the critical-point search and
-its verification (`critical.analyze`) on the first N training images for each N. Prints one row per
+its verification (`verdict.analyze`) on the first N training images for each N. Prints one row per
 (activation, N): the verdict, ‖∇f‖, λ_min, L-BFGS and Newton steps, and the seconds of the search, of the
 Hessian (P HVPs, float64) and of its eigenvalues (or of Lanczos, where --dense-max excludes the dense
 Hessian for that N: `--dense-max` applies when N exceeds `--dense-examples`). MNIST_IDX_DIR as for training.
@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mlpjax import config, outputs, rundir, train  # noqa: E402
-from mlpjax.landscape import critical  # noqa: E402
+from mlpjax.landscape import critical, verdict  # noqa: E402
 
 ARMS = {"sigmoid": ["model.init=lecun", "optim.lr=1.0"], "relu": ["model.activation=relu", "model.init=he", "optim.lr=0.1"]}
 
@@ -61,7 +61,7 @@ def main() -> None:
                 x, y = x_all[:n].astype(np.float64), np.eye(10)[labels[:n]]
                 dense_max = 16_000 if n <= args.dense_examples else 0
                 t0 = time.perf_counter()
-                e = critical.analyze(problem, critical.flatten(r.params), x, y, budget=args.budget, dense_max=dense_max)
+                e = verdict.analyze(problem, critical.flatten(r.params), x, y, budget=args.budget, dense_max=dense_max)
                 wall = time.perf_counter() - t0
                 sec = e["spectrum_seconds"] or {}
                 rows.append(

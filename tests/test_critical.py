@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import minimize
 
 from mlpjax import checkpoint
-from mlpjax.landscape import critical, critical_cli, geometry
+from mlpjax.landscape import critical, critical_cli, geometry, verdict
 
 
 def _spectrum_of(H):
@@ -36,31 +36,31 @@ def test_steihaug_step_is_newtons_inside_the_region_and_follows_negative_curvatu
 
 
 @pytest.mark.parametrize(
-    "f,verdict,index",
+    "f,expected,index",
     [
         (lambda z: z[0] ** 2 + 3 * z[1] ** 2 + 0.5 * z[2] ** 2 + 2 * z[3] ** 2 + z[0] ** 4 + z[1] * z[3], "minimum", 0),
         (lambda z: z[0] ** 2 + z[1] ** 2 - z[2] ** 2 - 2 * z[3] ** 2 + z[0] * z[2], "saddle", 2),
         (lambda z: z[0] ** 2 + z[1] ** 4 + z[2] ** 2 + z[3] ** 2, "unresolved", 0),  # degenerate: the second-order test cannot decide
     ],
 )
-def test_verdicts_of_functions_with_known_critical_points_at_zero(f, verdict, index):
+def test_verdicts_of_functions_with_known_critical_points_at_zero(f, expected, index):
     with jax.enable_x64(True):
         z = jnp.zeros(4)
         g = float(jnp.linalg.norm(jax.grad(f)(z)))
         spec = _spectrum_of(jax.hessian(f)(z))
-    v = critical.verdict(g, 1e-10, spec, 0, NO_ESCAPE, None, spec["lambda_max"])
-    assert v["verdict"] == verdict and v["index"] == index, v
+    v = verdict.verdict(g, 1e-10, spec, 0, NO_ESCAPE, None, spec["lambda_max"])
+    assert v["verdict"] == expected and v["index"] == index, v
 
 
 def test_without_a_small_gradient_a_point_is_never_a_minimum():
     spec = _spectrum_of(np.eye(3))
-    assert critical.verdict(1e-6, 1e-10, spec, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"
-    assert critical.verdict(1e-6, 1e-10, None, 0, NO_ESCAPE, 1e-8, 1.0)["verdict"] == "gradient-flat"
-    assert critical.verdict(float("nan"), 1e-10, spec, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"
+    assert verdict.verdict(1e-6, 1e-10, spec, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"
+    assert verdict.verdict(1e-6, 1e-10, None, 0, NO_ESCAPE, 1e-8, 1.0)["verdict"] == "gradient-flat"
+    assert verdict.verdict(float("nan"), 1e-10, spec, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"
     # A tiny λ_min needs a gradient far below tol: ε grows with λ_max·‖∇f‖/|λ|_min.
     near = _spectrum_of(np.diag([1e-7, 1.0]))
-    assert critical.verdict(1e-16, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "minimum"  # ε = 1e-9
-    assert critical.verdict(1e-12, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"  # ε = 1e-5
+    assert verdict.verdict(1e-16, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "minimum"  # ε = 1e-9
+    assert verdict.verdict(1e-12, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"  # ε = 1e-5
 
 
 def _softmax_ce_l2(theta, x, y, l2):
@@ -83,7 +83,7 @@ def test_logistic_regression_with_l2_is_the_independent_solvers_unique_minimum()
     N, D, K, l2 = 60, 5, 3, 1e-2
     x, y = rng.uniform(size=(N, D)), np.eye(K)[rng.integers(0, K, N)]
     problem = critical.Problem((D, K), "sigmoid", "cross_entropy", l2)
-    e = critical.analyze(problem, rng.normal(size=K * D + K), x, y)
+    e = verdict.analyze(problem, rng.normal(size=K * D + K), x, y)
     theta = e["path"].theta_P
     ref = minimize(_softmax_ce_l2, np.zeros(K * D + K), args=(x, y, l2), jac=True, method="BFGS", options={"gtol": 1e-12})
     assert e["verdict"] == "minimum" and e["grad_norm"] <= 1e-10
@@ -126,7 +126,7 @@ def test_two_identical_hidden_units_are_a_saddle_by_symmetry():
     rng = np.random.default_rng(0)
     w, v = 3 * rng.normal(size=2), 2 * rng.normal(size=2)
     theta0 = critical.flatten([(np.stack([w, w]), np.array([0.3, 0.3])), (np.stack([v, v], axis=1), rng.normal(size=2))])
-    e = critical.analyze(problem, theta0, x, y)
+    e = verdict.analyze(problem, theta0, x, y)
     assert e["verdict"] == "saddle" and e["index"] == 1, e["reason"]
     (W1, b1), (W2, _) = critical.unravel(problem, e["path"].theta_P)
     assert np.array_equal(W1[0], W1[1]) and b1[0] == b1[1] and np.array_equal(W2[:, 0], W2[:, 1])
@@ -151,9 +151,9 @@ def test_a_sigmoid_on_separable_data_without_l2_escapes():
     x = rng.uniform(size=(40, 2))
     y = np.eye(2)[(x[:, 0] > x[:, 1]).astype(int)]
     problem = critical.Problem((2, 2), "sigmoid", "quadratic", 0.0)
-    e = critical.analyze(problem, rng.normal(size=6), x, y, budget=30)
+    e = verdict.analyze(problem, rng.normal(size=6), x, y, budget=30)
     assert e["verdict"] == "escaping", e["reason"]
-    assert e["theta_norm"] > 10 * np.linalg.norm(e["path"].norm_S[0]) and e["escape"]["norm_growth"] >= critical.GROWTH
+    assert e["theta_norm"] > 10 * np.linalg.norm(e["path"].norm_S[0]) and e["escape"]["norm_growth"] >= verdict.GROWTH
 
 
 def test_a_permuted_copy_is_the_same_minimum_and_a_moved_one_is_not():
@@ -162,7 +162,7 @@ def test_a_permuted_copy_is_the_same_minimum_and_a_moved_one_is_not():
     A = [(rng.normal(size=(o, i)), rng.normal(size=o)) for i, o in zip(problem.sizes[:-1], problem.sizes[1:])]
     B = geometry.permute(A, [rng.permutation(5), rng.permutation(3)])
     thetas = [critical.flatten(A), critical.flatten(B), critical.flatten(A) + 1e-3]
-    d = critical.distinct_minima(thetas, [1e-12, 1e-12, 1e-12], problem)
+    d = geometry.distinct_minima(thetas, [1e-12, 1e-12, 1e-12], problem)
     assert d["count"] == 2 and sorted(map(sorted, d["groups"])) == [[0, 1], [2]]
     assert d["relative_distances"][0][1] < 1e-15 < d["relative_distances"][0][2]
 

@@ -414,6 +414,10 @@ def test_networks_csv_has_one_row_per_network(sweep, without_figures):
     assert by[("1", "1", "1")]["diverged"] == "True" and by[("2", "1", "2")]["validation_accuracy"] == ""
 
 
+# Two-sided 97.5% quantiles of Student's t (tables): 1 and 2 degrees of freedom.
+T_975 = {1: 12.706204736174705, 2: 4.302652729749464}
+
+
 def test_paired_difference_by_hand():
     a = {0: 1.0, 1: 2.0, 2: 4.0, 3: 7.0}
     b = {0: 0.5, 1: 1.0, 2: 2.0, 3: float("nan"), 5: 0.0}  # seed 3: no value, seed 5: no partner
@@ -421,13 +425,22 @@ def test_paired_difference_by_hand():
     diffs = [0.5, 1.0, 2.0]
     assert d["n"] == 3 and d["pairs"] == [(0, 1.0, 0.5), (1, 2.0, 1.0), (2, 4.0, 2.0)]
     assert d["mean"] == pytest.approx(np.mean(diffs), rel=1e-12) and d["std"] == pytest.approx(np.std(diffs, ddof=1), rel=1e-12)
-    # Resampling 3 differences with replacement: the mean is 0.5 (or 2) with probability 1/27 > 2.5%,
-    # so the percentile interval runs from the smallest to the largest difference.
-    assert (d["ci_low"], d["ci_high"]) == (0.5, 2.0) and d["ci_low"] < d["mean"] < d["ci_high"]
-    assert report.paired_difference(a, b) == d  # deterministic for a fixed seed
+    # The paired t-interval: mean ± t(0.975, n−1)·s/√n.
+    half = T_975[2] * np.std(diffs, ddof=1) / np.sqrt(3)
+    assert (d["ci_low"], d["ci_high"]) == (pytest.approx(np.mean(diffs) - half, rel=1e-9), pytest.approx(np.mean(diffs) + half, rel=1e-9))
+    # Sign flips of 3 positive differences: only all-plus and all-minus reach |mean| ≥ the observed, 2 of 8.
+    assert d["p_signflip"] == pytest.approx(2 / 8) and not d["finding"] and np.isnan(d["bca_low"])
+    assert report.paired_difference(a, b) == d  # deterministic
     one, none = report.paired_difference({0: 1.0}, {0: 0.25}), report.paired_difference({0: 1.0}, {1: 0.0})
     assert (one["n"], one["mean"], one["std"]) == (1, 0.75, 0.0) and np.isnan(one["ci_low"]) and np.isnan(one["ci_high"])
     assert none["n"] == 0 and np.isnan(none["mean"]) and none["pairs"] == []
+
+
+def test_five_pairs_is_the_least_an_exact_sign_flip_can_call_a_finding():
+    five = report.paired_difference(dict(enumerate([0.1, 0.3, 0.2, 0.5, 0.4])), dict(enumerate([0.0] * 5)))
+    four = report.paired_difference(dict(enumerate([0.1, 0.3, 0.2, 0.5])), dict(enumerate([0.0] * 4)))
+    assert five["p_signflip"] == pytest.approx(2 / 32) and five["finding"]
+    assert four["p_signflip"] == pytest.approx(2 / 16) and not four["finding"]
 
 
 def test_paired_difference_interval_shrinks_with_more_pairs():
@@ -437,13 +450,12 @@ def test_paired_difference_interval_shrinks_with_more_pairs():
     assert few["n"] == 5 and many["n"] == 400
     assert few["ci_low"] < few["mean"] < few["ci_high"] and many["ci_low"] < many["mean"] < many["ci_high"]
     assert many["ci_high"] - many["ci_low"] < 0.3 * (few["ci_high"] - few["ci_low"])
-    # With many pairs the percentile interval is the normal one, mean ± 1.96 standard errors.
+    # With many pairs the t-interval and the BCa interval are both about mean ± 1.96 standard errors.
     se = np.std(x, ddof=1) / np.sqrt(400)
     assert many["mean"] == pytest.approx(x.mean(), rel=1e-12)
-    assert (many["ci_low"], many["ci_high"]) == (
-        pytest.approx(x.mean() - 1.96 * se, abs=0.15 * se),
-        pytest.approx(x.mean() + 1.96 * se, abs=0.15 * se),
-    )
+    for low, high in ((many["ci_low"], many["ci_high"]), (many["bca_low"], many["bca_high"])):
+        assert (low, high) == (pytest.approx(x.mean() - 1.96 * se, abs=0.15 * se), pytest.approx(x.mean() + 1.96 * se, abs=0.15 * se))
+    assert many["p_signflip"] < 1e-3 and many["p_t"] < 1e-10  # 10,000 random sign patterns past 16 pairs
 
 
 def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path, without_figures):
@@ -466,7 +478,11 @@ def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path, wit
     assert (hi["train_cost_n"], hi["train_cost_dropped"]) == ("2", "1")
     assert float(hi["test_accuracy_std"]) == from_csv(np.std([-0.07, -0.05], ddof=1))
     section = md_section((tmp_path / "report.md").read_text(), "Sigmoid − ReLU at equal settings")
-    assert "| [16] | 10 | 0.1 | -11.50 [-12.00, -11.00] (2 pairs, 1 dropped) | -9.50 [-10.00, -9.00] (2 pairs, 1 dropped) |" in section
+    # Two pairs each: mean ± t(0.975, 1)·s/√2, s = √2·0.005 (validation −0.12, −0.11; test −0.10, −0.09); sign-flip p 2/4.
+    half = 100 * T_975[1] * 0.005
+    val, test = f"-11.50 [{-11.5 - half:.2f}, {-11.5 + half:.2f}]", f"-9.50 [{-9.5 - half:.2f}, {-9.5 + half:.2f}]"
+    tail = "(2 pairs, 1 dropped; p 0.5; n < 5: not a finding)"
+    assert f"| [16] | 10 | 0.1 | {val} {tail} | {test} {tail} |" in section, section
     assert "[32]" not in section
 
 

@@ -3,14 +3,15 @@
     python -m mlpjax.landscape {align,curve,lines,surface,spectrum} RUN_DIR [RUN_B] [--networks I,J] [--out DIR]
     python -m mlpjax.landscape critical RUN [RUN …] [--networks I,J|all] [--examples N] [--out DIR]
 
-Start reading at `critical` (what kind of point a network is at), then `curvature`.
+Start reading at `verdict` (what kind of point a network is at: the definitions), then `critical`.
 
   paths        the cost along a straight line between two parameter vectors; the barrier on a path
   curvature    Hessian-vector products, power iteration, Lanczos (float32), for a group at once
   endpoints    sharpness, stuck units and barriers at SGD's end points (`train.analyze`)
   polish       the float32 full-batch L-BFGS polish (`train.polish`) and its first look at a point
-  critical     float64 search for critical points (L-BFGS, then trust-region Newton–CG) and their
-               verdict: minimum, saddle, gradient-flat, escaping or unresolved, with the evidence
+  critical     float64 search for critical points: L-BFGS, then trust-region Newton–CG
+  verdict      what the search reached, from the whole spectrum: minimum, saddle, gradient-flat,
+               escaping or unresolved, with the evidence (the definitions are its docstring)
   geometry     weight matching, Bézier curves, filter-normalized surfaces, whole spectra, SLQ,
                and which verified minima are the same up to a permutation
   commands, critical_cli   the command lines; `__main__` dispatches to them

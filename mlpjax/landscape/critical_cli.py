@@ -6,7 +6,7 @@
 For each chosen network of each run (default: every network that did not diverge), from its end point
 (after SGD, or after the run's float32 polish with --start polished) to a critical point of the run's
 full-batch training cost (with its model.l2 term) on the first --examples training images (default all
-of the run's training split), in float64 (mlpjax/landscape/critical.py), and a verdict with its evidence:
+of the run's training split), in float64 (mlpjax/landscape/critical.py, verdict.py), and a verdict with its evidence:
 minimum, saddle (with its index), gradient-flat, escaping or unresolved. Writes into --out (default
 RUN/critical):
   critical.json      per network: verdict, reason, ‖∇f‖, f, ‖θ‖, λ_min, λ_max, index, zero and negative
@@ -33,10 +33,10 @@ import numpy as np
 
 from mlpjax import checkpoint, cli, config, model, outputs, rundir
 from mlpjax import cost as cost_lib
-from mlpjax.landscape import critical
+from mlpjax.landscape import critical, geometry, verdict
 from mlpjax.rundir import RunError
 
-COLORS = {critical.MINIMUM: "tab:green", critical.SADDLE: "tab:red", critical.GRADIENT_FLAT: "tab:purple", critical.ESCAPING: "tab:orange"}
+COLORS = {verdict.MINIMUM: "tab:green", verdict.SADDLE: "tab:red", verdict.GRADIENT_FLAT: "tab:purple", verdict.ESCAPING: "tab:orange"}
 _accuracy = jax.jit(cost_lib.accuracy, static_argnames="activation")
 
 
@@ -128,7 +128,7 @@ def run(argv: list[str]) -> dict:
         x_NxD, y_NxK = x_NxD[:n].astype(np.float64), np.eye(sizes[-1])[labels_N[:n]]
         problem = critical.Problem(sizes, r.activation, r.cost, r.l2)
         print(f"  {g + 1}/{len(chosen)} {r.dir} #{r.network} (seed {r.model_info.get('seed')}): searching on {n:,} examples", flush=True)
-        e = critical.analyze(
+        e = verdict.analyze(
             problem, critical.flatten(r.params), x_NxD, y_NxK, tol=args.tol, budget=args.budget, dense_max=args.dense_max, log=_say
         )
         path, spec = e.pop("path"), e.pop("spectrum")
@@ -157,7 +157,7 @@ def run(argv: list[str]) -> dict:
         lam = f"λ_min {entry['lambda_min']:.3g}" if entry["lambda_min"] is not None else f"λ_max≈{entry['lambda_max']:.3g}"
         print(
             f"  {g + 1}/{len(chosen)} {r.dir} #{r.network} (seed {entry['seed']}): {entry['verdict']}"
-            + (f" of index {entry['index']}" if entry["verdict"] == critical.SADDLE and entry.get("index") else "")
+            + (f" of index {entry['index']}" if entry["verdict"] == verdict.SADDLE and entry.get("index") else "")
             + f"  ‖∇f‖ {entry['grad_norm']:.2g}  f {entry['cost']:.6g}  {lam}  steps {path.lbfgs_steps}+{path.newton_steps}"
             f"  {entry['search_seconds'] + entry['verify_seconds']:.0f} s — {entry['reason']}",
             flush=True,
@@ -169,15 +169,15 @@ def run(argv: list[str]) -> dict:
         "start": args.start,
         "tolerances": {
             "tol": args.tol,
-            "eps_rel": critical.EPS_REL,
-            "flat_rel": critical.FLAT_REL,
-            "growth": critical.GROWTH,
-            "slope": critical.SLOPE,
+            "eps_rel": verdict.EPS_REL,
+            "flat_rel": verdict.FLAT_REL,
+            "growth": verdict.GROWTH,
+            "slope": verdict.SLOPE,
             "dense_max": args.dense_max,
             "budget_seconds": args.budget,
         },
-        "definitions": critical.DEFINITIONS,
-        "counts": {v: sum(e["verdict"] == v for e in entries) for v in critical.VERDICTS},
+        "definitions": verdict.DEFINITIONS,
+        "counts": {v: sum(e["verdict"] == v for e in entries) for v in verdict.VERDICTS},
         "networks": entries,
         "distinct_minima": distinct,
         "seconds": round(time.time() - t_all, 1),
@@ -201,16 +201,16 @@ def run(argv: list[str]) -> dict:
 
 
 def distinct_by_configuration(chosen, entries, thetas, sizes) -> list[dict]:
-    """`critical.distinct_minima` among the minima of each configuration."""
+    """`geometry.distinct_minima` among the minima of each configuration."""
     groups: dict[str, list[int]] = {}
     for g, (r, e) in enumerate(zip(chosen, entries)):
-        if e["verdict"] == critical.MINIMUM:
+        if e["verdict"] == verdict.MINIMUM:
             groups.setdefault(configuration(r), []).append(g)
     out = []
     for gs in groups.values():
         r = chosen[gs[0]]
         problem = critical.Problem(sizes, r.activation, r.cost, r.l2)
-        d = critical.distinct_minima([thetas[g] for g in gs], [entries[g]["newton_distance"] for g in gs], problem)
+        d = geometry.distinct_minima([thetas[g] for g in gs], [entries[g]["newton_distance"] for g in gs], problem)
         label = f"{r.activation}, λ {r.l2:g}, η {r.model_info.get('learning_rate')}"
         out.append(
             {"configuration_label": label, "networks": gs, "minima": len(gs), **d, "groups": [[gs[i] for i in grp] for grp in d["groups"]]}
@@ -222,7 +222,7 @@ def table(entries: list[dict]) -> str:
     rows = [
         [
             f"{e['network']} (seed {e['seed']})",
-            e["verdict"] + (f" {e['index']}" if e["verdict"] == critical.SADDLE and e.get("index") is not None else ""),
+            e["verdict"] + (f" {e['index']}" if e["verdict"] == verdict.SADDLE and e.get("index") is not None else ""),
             e["grad_norm"],
             e["cost"],
             e["lambda_min"] if e["lambda_min"] is not None else float("nan"),
@@ -251,7 +251,7 @@ def figure(entries: list[dict], paths, spectra: dict, tol: float):
     ax_g.axhline(tol, color="k", lw=0.5, ls=":", label=f"tol = {tol:g}")
     ax_g.set(yscale="log", xlabel="step (L-BFGS, then Newton: dots)", ylabel="‖∇f‖", title="‖∇f‖ along the search, by verdict")
     ax_g.legend(fontsize=8)
-    saddles = [e for e in entries if e["verdict"] == critical.SADDLE]
+    saddles = [e for e in entries if e["verdict"] == verdict.SADDLE]
     if saddles:
         ax_idx.scatter(
             [e["cost"] for e in saddles], [e.get("index") or e.get("index_at_least") or 0 for e in saddles], color=COLORS["saddle"]
@@ -263,7 +263,7 @@ def figure(entries: list[dict], paths, spectra: dict, tol: float):
     ax_idx.set(xlabel="f at the saddle", ylabel="index (eigenvalues < −ε)")
     for e in entries:
         eig = spectra.get(f"network_{e['network']}")
-        if e["verdict"] != critical.MINIMUM or eig is None:
+        if e["verdict"] != verdict.MINIMUM or eig is None:
             continue
         ax_spec.plot(np.arange(1, eig.size + 1), np.sort(eig)[::-1], lw=0.8, label=f"#{e['network']} (seed {e['seed']})")
     ax_spec.set(xscale="log", yscale="log", xlabel="rank", ylabel="λ (descending)", title="Hessian spectrum at each minimum")

@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from mlpjax import cost as cost_lib
 from mlpjax import model
-from mlpjax.landscape import curvature
+from mlpjax.landscape import critical, curvature
 
 # --------------------------------------------------------------------------- permutation alignment
 
@@ -246,3 +246,41 @@ def outliers(eigenvalues: np.ndarray, look: int = 50) -> int:
     if top.size < 2:
         return int(top.size)
     return int(np.argmax(top[:-1] / top[1:])) + 1
+
+
+# --------------------------------------------------------------------------- distinct minima
+
+
+def distinct_minima(thetas: list[np.ndarray], distances: list[float], problem: critical.Problem) -> dict:
+    """Which of the minima `thetas` (flat float64) are the same minimum up to a permutation of hidden units.
+
+    B is aligned to A by weight matching (`weight_matching`); they are the same when
+    ‖θ_A − P θ_B‖ ≤ 100·(d_A + d_B) + 1e-9·‖θ_A‖, d the Newton distances (‖∇f‖/|λ|_min) that locate
+    each minimum. Returns `{"count", "groups" (lists of indices), "relative_distances" (‖θ_A − Pθ_B‖/‖θ_A‖,
+    a matrix), "tolerances"}`. Permutations are the only symmetry undone (with λ > 0 the sign flip of a
+    sigmoid unit changes ‖θ‖, so it is no symmetry of f).
+    """
+    n = len(thetas)
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    rel = np.zeros((n, n))
+    tol = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            A, B = critical.unravel(problem, thetas[i]), critical.unravel(problem, thetas[j])
+            perms, _ = weight_matching(A, B)
+            B_aligned = critical.flatten(permute(B, perms))
+            d = float(np.linalg.norm(thetas[i] - B_aligned))
+            rel[i, j] = rel[j, i] = d / float(np.linalg.norm(thetas[i]))
+            tol[i, j] = tol[j, i] = 100 * (distances[i] + distances[j]) + 1e-9 * float(np.linalg.norm(thetas[i]))
+            if d <= tol[i, j]:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return {"count": len(groups), "groups": list(groups.values()), "relative_distances": rel.tolist(), "tolerances": tol.tolist()}

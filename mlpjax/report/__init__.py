@@ -24,7 +24,8 @@ Writes into DIR:
   networks.csv          one row per network: its settings, seed, every number of summary.json
                         (stationary points before/after the polish and their kind, minima keys)
   differences.csv       (sigmoid and ReLU both present) sigmoid − ReLU at equal hidden, batch
-                        and η, paired by seed: mean, std and 95% bootstrap interval
+                        and η, paired by seed: mean, std, 95% paired t-interval, paired t and
+                        exact sign-flip p-values, 95% BCa bootstrap interval (n ≥ 10), all scipy.stats
   report.md             the selection on validation, the paired differences, the checked
                         minima, the table, the failed jobs, the plots with one-line captions
   accuracy_vs_lr.png    every network's validation (or test) accuracy and the median, against η

@@ -6,6 +6,7 @@ import os
 import statistics
 
 from mlpjax.report.jobs import CHANCE, DIFFERENCES, KIND_COLUMNS, MD_MINIMA, WHEN, _finite
+from mlpjax.report.stats import METHODS, MIN_PAIRS_FINDING
 from mlpjax.report.table import Sweep, _hidden_str, _num, selected
 
 # --------------------------------------------------------------------------- writing: markdown
@@ -133,13 +134,15 @@ def selection_section(sweep: Sweep) -> list[str]:
 
 
 def _interval(d: dict, scale: float, fmt: str) -> str:
-    """`mean [low, high] (n pairs, k dropped)` of a paired difference."""
+    """`mean [t-interval] (n pairs, k dropped; sign-flip p)` of a paired difference; `n < 5: not a finding` below 5 pairs."""
     dropped = f", {d['dropped']} dropped" if d["dropped"] else ""
     pairs = f"{d['n']} pair{'' if d['n'] == 1 else 's'}{dropped}"
     if d["n"] == 0:
         return f"— ({pairs})"
     ci = f" [{scale * d['ci_low']:{fmt}}, {scale * d['ci_high']:{fmt}}]" if _finite(d["ci_low"]) else ""
-    return f"{scale * d['mean']:{fmt}}{ci} ({pairs})"
+    p = f"; p {d['p_signflip']:.2g}" if _finite(d.get("p_signflip")) else ""
+    few = "" if d.get("finding") else "; n < 5: not a finding"
+    return f"{scale * d['mean']:{fmt}}{ci} ({pairs}{p}{few})"
 
 
 def differences_section(sweep: Sweep, diffs: list[dict]) -> list[str]:
@@ -160,8 +163,10 @@ def differences_section(sweep: Sweep, diffs: list[dict]) -> list[str]:
     ]
     text = (
         "Sigmoid minus ReLU, each pair of networks trained with the same seed (the same data order and the same draw of "
-        "the initialization) at the same hidden layers, batch size and η: mean difference [95% percentile bootstrap "
-        "interval of the mean, 10,000 resamples of the seeds] (pairs used). A pair is dropped when either network diverged "
+        f"the initialization) at the same hidden layers, batch size and η: {METHODS} (pairs used; p). Fewer than "
+        f"{MIN_PAIRS_FINDING} pairs are marked: with them the sign-flip p cannot fall below 0.0625, so no difference is a "
+        "finding. Pairs of one sweep at different η share no network, but the same seeds recur across settings. "
+        "A pair is dropped when either network diverged "
         "or has no value, and for accuracy, sharpness and seed barrier also when either is at chance "
         f"(test accuracy < {100 * CHANCE:.0f}%): the count is given. Accuracies in percentage points; sharpness at the "
         "polished point where the jobs polished. Also in differences.csv."
@@ -209,7 +214,7 @@ def _intro(root: str, sweep: Sweep) -> list[str]:
     walls = [j["wall_seconds"] for j in ok if _finite(j.get("wall_seconds"))]
     on = "validation accuracy" if sweep.split == "validation" else "test accuracy (no validation split: chosen on test)"
     return [
-        f"# Sweep report: {os.path.abspath(root)}",
+        f"# Sweep report: {os.path.basename(os.path.normpath(os.path.abspath(root)))}",  # no machine path: the report travels with its folder
         "",
         f"{len(jobs)} jobs: {len(ok)} finished, {len(jobs) - len(ok)} FAILED. {len(nets)} networks trained "
         f"({', '.join(map(str, epochs)) or '?'} epochs): {n_div} diverged, {n_chance} more ended at chance "

@@ -3,12 +3,12 @@ and report.csv / networks.csv / differences.csv."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
-import statistics
 from typing import Any
+
+import pandas as pd
 
 from mlpjax import config, model
 from mlpjax.report.jobs import (
@@ -23,7 +23,6 @@ from mlpjax.report.jobs import (
     WHEN,
     _alive,
     _finite,
-    _values,
     network_record,
     selection_split,
 )
@@ -67,16 +66,6 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    if not xs:
-        return math.nan, math.nan
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else math.nan
-
-
 def _param_count(hidden, sizes) -> int:
     """Weights and biases of a network with these hidden layers, and `sizes`' first and last size."""
     return model.count_for_sizes([sizes[0], *(hidden or ()), sizes[-1]])
@@ -93,7 +82,8 @@ def aggregate(jobs: list[dict]) -> Sweep:
     split = selection_split(nets)
     # A failed job left no sizes: its configuration's networks have those of the sweep's others.
     sweep_sizes = next((j["sizes"] for j in jobs if j.get("sizes")), MNIST_SIZES)
-    rows = [_row(c, minima_cols, sweep_sizes, split) for c in configurations]
+    by_config = configuration_statistics(network_frame(configurations), minima_cols)
+    rows = [_row(c, by_config.loc[i] if i in by_config.index else None, sweep_sizes, split) for i, c in enumerate(configurations)]
     rows.sort(key=lambda r: _row_order(r, extras))
     return Sweep(
         jobs,
@@ -149,17 +139,65 @@ def _minima_keys(jobs: list[dict]) -> list[str]:
     return [k for k in MINIMA_ORDER if k in keys] + sorted(keys - set(MINIMA_ORDER))
 
 
-def _row(g: dict, minima_cols: list[str], sweep_sizes, split: str) -> dict:
-    """One configuration's line of the table: its settings, statistics over its networks, its status."""
+def network_frame(configurations: list[dict]) -> pd.DataFrame:
+    """One row per network (its `network_record`), `_config` the index of its configuration."""
+    return pd.DataFrame.from_records([n | {"_config": i} for i, c in enumerate(configurations) for n in c["nets"]])
+
+
+# report.csv's statistics over a configuration's networks that did not diverge: (column, network key, how).
+STATISTICS = (
+    ("val_acc_mean", "validation_accuracy", "mean"),
+    ("val_acc_std", "validation_accuracy", "std"),
+    ("test_acc_mean", "test_accuracy", "mean"),
+    ("test_acc_std", "test_accuracy", "std"),
+    ("test_acc_min", "test_accuracy", "min"),
+    ("test_acc_max", "test_accuracy", "max"),
+    ("train_cost_mean", "train_cost", "mean"),
+    ("train_cost_std", "train_cost", "std"),
+    *((f"{k}_{when}_median", f"{when}_{k}", "median") for when in WHEN for k in (*POINT_KEYS, "lambda_ratio")),
+)
+
+
+def configuration_statistics(frame: pd.DataFrame, minima_cols: list[str]) -> pd.DataFrame:
+    """Per configuration (index `_config`), over its networks that did not diverge and only their finite
+    values: the STATISTICS columns and the mean of each of `minima_cols`. The sample std (ddof 1) of one
+    network is 0; a statistic of no value is NaN."""
+    if frame.empty:
+        return pd.DataFrame()
+    alive = frame[~frame["diverged"].astype(bool)].copy()
+    for when in WHEN:  # λ_min/λ_max where λ_max > 0
+        lo, hi = _numbers(alive, f"{when}_lambda_min"), _numbers(alive, f"{when}_lambda_max")
+        alive[f"{when}_lambda_ratio"] = (lo / hi).where(hi > 0)
+    keys = list(dict.fromkeys([key for _, key, _ in STATISTICS] + minima_cols))
+    values = pd.DataFrame({k: _numbers(alive, k) for k in keys}, index=alive.index)
+    grouped = values.groupby(alive["_config"])
+    out = pd.DataFrame(index=grouped.size().index)
+    for col, key, how in STATISTICS:
+        out[col] = grouped[key].agg(how)
+        if how == "std":
+            out[col] = out[col].where(grouped[key].count() != 1, 0.0)
+    for k in minima_cols:
+        out[k] = grouped[k].mean()
+    return out
+
+
+def _numbers(frame: pd.DataFrame, key: str) -> pd.Series:
+    """`frame[key]` as floats, NaN where missing, not a number, a bool or not finite."""
+    if key not in frame:
+        return pd.Series(math.nan, index=frame.index, dtype=float)
+    col = frame[key].map(lambda v: float(v) if _finite(v) else math.nan)
+    return col.astype(float)
+
+
+def _row(g: dict, stats: pd.Series | None, sweep_sizes, split: str) -> dict:
+    """One configuration's line of the table: its settings, statistics over its networks (`stats`, a row of
+    `configuration_statistics`; None when none survived), its status."""
     nets = g["nets"]
     alive = _alive(nets)
     n_diverged = len(nets) - len(alive)
     row = {k: v for k, v in g.items() if k not in ("nets", "jobs", "failed", "sizes")}
     row["seeds"] = len(nets)
-    for name, key in (("val_acc", "validation_accuracy"), ("test_acc", "test_accuracy"), ("train_cost", "train_cost")):
-        row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(_values(alive, key))
-    tests = _values(alive, "test_accuracy")
-    row["test_acc_min"], row["test_acc_max"] = (min(tests), max(tests)) if tests else (math.nan, math.nan)
+    row |= {col: float(stats[col]) if stats is not None and col in stats else math.nan for col, _, _ in STATISTICS}
     row |= _best_and_worst(alive, split)
     row |= {
         "diverged": n_diverged,
@@ -170,10 +208,9 @@ def _row(g: dict, minima_cols: list[str], sweep_sizes, split: str) -> dict:
         "jobs": " ".join(g["jobs"] + [f["name"] for f in g["failed"]]),
         "error": " | ".join(f"{f['name']}: {f['reason']}" for f in g["failed"]),
     }
-    row |= _kind_counts(nets) | _stationary_medians(alive)
-    for k in minima_cols:
-        vals = _values(alive, k)
-        row[k] = statistics.fmean(vals) if vals else math.nan
+    row |= _kind_counts(nets)
+    if stats is not None:
+        row |= {k: float(stats[k]) for k in stats.index if k not in row}
     row["_nets"] = nets
     row["_params"] = math.inf if g["hidden"] is None else _param_count(g["hidden"], g["sizes"] or sweep_sizes)
     return row
@@ -198,20 +235,6 @@ def _kind_counts(nets: list[dict]) -> dict:
         kinds = [n.get(f"{when}_kind") for n in nets]
         out[f"checked_{when}"] = sum(k is not None for k in kinds)
         out |= {f"{col}_{when}": kinds.count(k) for k, col in KIND_COLUMNS.items()}
-    return out
-
-
-def _stationary_medians(alive: list[dict]) -> dict:
-    """Medians over the networks of ‖∇C‖, λ_max, λ_min and λ_min/λ_max after SGD and after the polish."""
-    out = {}
-    for when in WHEN:
-        out |= {f"{k}_{when}_median": _median(_values(alive, f"{when}_{k}")) for k in POINT_KEYS}
-        ratios = [
-            float(n[f"{when}_lambda_min"]) / float(n[f"{when}_lambda_max"])
-            for n in alive
-            if _finite(n.get(f"{when}_lambda_min")) and _finite(n.get(f"{when}_lambda_max")) and n[f"{when}_lambda_max"] > 0
-        ]
-        out[f"lambda_ratio_{when}_median"] = _median(ratios)
     return out
 
 
@@ -289,12 +312,9 @@ def _csv_cell(col: str, v: Any) -> Any:
 
 
 def _write_csv(path: str, cols: list[str], records: list[dict]) -> None:
-    """One header, one line per record; floats to 6 significant digits, NaN and None empty."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in records:
-            w.writerow([_csv_cell(c, r.get(c)) for c in cols])
+    """One header, one line per record (a pandas DataFrame's `to_csv`); floats to 6 significant digits, NaN and None empty."""
+    frame = pd.DataFrame([[_csv_cell(c, r.get(c)) for c in cols] for r in records], columns=cols, dtype=object)
+    frame.to_csv(path, index=False, lineterminator="\r\n")
 
 
 def _settings_columns(sweep: Sweep) -> list[str]:
@@ -355,9 +375,13 @@ def network_columns(sweep: Sweep) -> list[str]:
     return ["job", *_settings_columns(sweep), "seed", *numbers, "at_chance", *ordered, *sweep.minima_keys]
 
 
+# differences.csv's statistics per quantity (`stats.paired_difference`): t-interval, p-values, BCa interval.
+PAIRED_STATS = ("mean", "std", "ci_low", "ci_high", "n", "p_t", "p_signflip", "bca_low", "bca_high")
+
+
 def difference_columns(sweep: Sweep, diffs: list[dict]) -> list[str]:
     present = [d[0] for d in DIFFERENCES if diffs and d[0] in diffs[0]]
-    stats = ("mean", "std", "ci_low", "ci_high", "n", "dropped", "seeds")
+    stats = (*PAIRED_STATS, "dropped", "seeds")
     return ["difference", "hidden", "batch_size", *sweep.extras, "learning_rate", *[f"{k}_{s}" for k in present for s in stats]]
 
 
@@ -367,7 +391,7 @@ def write_differences_csv(path: str, sweep: Sweep, diffs: list[dict]) -> None:
     for d in diffs:
         rec = {"difference": " - ".join(PAIRED)} | {k: v for k, v in d.items() if not isinstance(v, dict)}
         for key, stats in ((k, v) for k, v in d.items() if isinstance(v, dict)):
-            rec |= {f"{key}_{s}": stats[s] for s in ("mean", "std", "ci_low", "ci_high", "n", "dropped")}
+            rec |= {f"{key}_{s}": stats[s] for s in (*PAIRED_STATS, "dropped")}
             rec[f"{key}_seeds"] = " ".join(str(s) for s, _, _ in stats["pairs"])
         records.append(rec)
     _write_csv(path, difference_columns(sweep, diffs), records)

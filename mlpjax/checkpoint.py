@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import zlib
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from mlpjax import model
@@ -39,41 +42,96 @@ def network(params: model.Params, g: int) -> model.Params:
     return [(W[g], b[g]) for W, b in params]
 
 
+KEEP = 2  # checkpoints kept: a damaged latest one costs `train.checkpoint_every` epochs, not the run
+
+
 def save_state(directory: str, epoch: int, state, identity: dict) -> None:
-    """Save the whole training state after `epoch`, atomically; keeps only the latest.
+    """Save the whole training state after `epoch`, atomically; keeps the latest KEEP.
 
     `identity` (the run's configuration) is stored beside it, so a resume can refuse a
-    checkpoint written by another configuration.
+    checkpoint written by another configuration; `checksums.json` holds a CRC-32 of each
+    kept state's arrays, so a resume can tell a damaged one from a good one.
     """
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     _write_json_atomic(os.path.join(directory, "identity.json"), identity)
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False)
     with quiet(), ocp.CheckpointManager(directory, options=options) as manager:
         manager.save(epoch, args=ocp.args.StandardSave(state))
         manager.wait_until_finished()
+        kept = set(manager.all_steps())
+    sums = {k: v for k, v in _read_checksums(directory).items() if int(k) in kept}
+    _write_json_atomic(os.path.join(directory, "checksums.json"), sums | {str(epoch): checksum(state)})
+
+
+def checksum(state) -> int:
+    """CRC-32 of every array of `state`, in tree order."""
+    crc = 0
+    for leaf in jax.tree.leaves(jax.device_get(state)):
+        crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
+    return crc
+
+
+def _read_checksums(directory: str) -> dict:
+    try:
+        with open(os.path.join(directory, "checksums.json")) as f:
+            sums = json.load(f)
+        return sums if isinstance(sums, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def restore_state(directory: str, abstract_state, identity: dict):
-    """`(epoch, state)` from the latest checkpoint in `directory`, or None if there is none.
+    """`(epoch, state)` from the latest readable checkpoint in `directory`, or None if there is none.
 
-    Raises `CheckpointMismatch` if it was written by a run of another configuration.
+    A checkpoint that cannot be read, or whose arrays do not match their checksum, is passed
+    over with one line on stderr for the one before. Raises `CheckpointMismatch` if they were
+    written by a run of another configuration, `CheckpointDamaged` if none can be read.
     """
     directory = os.path.abspath(directory)
     if not os.path.isdir(directory):
         return None
     with quiet(), ocp.CheckpointManager(directory) as manager:
-        epoch = manager.latest_step()
-        if epoch is None:
+        epochs = sorted(manager.all_steps(), reverse=True)
+        if not epochs:
             return None
-        with open(os.path.join(directory, "identity.json")) as f:
-            saved = json.load(f)
+        identity_path = os.path.join(directory, "identity.json")
+        try:
+            with open(identity_path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CheckpointDamaged(f"{identity_path}: cannot read ({_first_line(e)}); delete {directory} to train from scratch") from None
         if saved != identity:
-            diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+            diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k)) if isinstance(saved, dict) else ["all"]
             raise CheckpointMismatch(
                 f"{directory} holds a checkpoint of another configuration ({', '.join(diff)} differ); use another output dir"
             )
-        return epoch, manager.restore(epoch, args=ocp.args.StandardRestore(abstract_state))
+        sums = _read_checksums(directory)
+        for epoch in epochs:
+            try:
+                state = manager.restore(epoch, args=ocp.args.StandardRestore(abstract_state))
+                problem = None if sums.get(str(epoch)) in (None, checksum(state)) else "its arrays do not match their checksum"
+            except Exception as e:  # orbax and tensorstore raise many kinds on damaged files
+                problem = _first_line(e)
+            if problem is None:
+                return epoch, state
+            print(
+                f"warning: the checkpoint of epoch {epoch} in {directory} is damaged ({problem}); trying an earlier one",
+                file=sys.stderr,
+                flush=True,
+            )
+    raise CheckpointDamaged(
+        f"{directory}: no checkpoint can be read (epochs {', '.join(map(str, epochs))}); delete it to train from scratch"
+    )
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
+class CheckpointDamaged(Exception):
+    """No checkpoint in the output dir can be read; one-line message."""
 
 
 class CheckpointMismatch(Exception):

@@ -73,6 +73,18 @@ def check_overrides(argv: list[str]) -> None:
             config.check(key, v)
 
 
+def explicit_run_dir(argv: list[str]) -> str | None:
+    """The absolute `hydra.run.dir` of a single run whose command line names one without interpolations
+    (`hydra.run.dir=D`), else None (a sweep, or the default dated folder)."""
+    if "-m" in argv or "--multirun" in argv:
+        return None
+    for o in overrides_of(argv):
+        key, _, value = o.partition("=")
+        if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
+            return os.path.abspath(os.path.expanduser(value.strip("'\"")))
+    return None
+
+
 def one_line_errors(command, user_errors: tuple[type[Exception], ...]) -> int:
     """Run `command()`; a user's mistake (`user_errors`, or a file that cannot be read or written)
     becomes one line `error: …` on stderr and exit code 2. Returns the exit code."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlpjax import config, data, model, train
+from mlpjax import config, data, lock, model, train
 from mlpjax.plan import make_plan
 
 # Settings each network of a set may have its own: traced values or initial parameters.
@@ -119,7 +119,8 @@ class SetRun:
         n_images, n_inputs = mnist.x_train_NxD.shape
         plans = [make_plan(j.task, n_inputs=n_inputs, n_images=n_images) for j in self.todo]
         identity = set_identity(self.todo, self.sweep_dir)
-        return train.train_jobs(plans, [j.out_dir for j in self.todo], mnist, identity, set_dir(self.sweep_dir, identity))
+        with lock.hold(set_dir(self.sweep_dir, identity)):  # the set's checkpoint: one process at a time
+            return train.train_jobs(plans, [j.out_dir for j in self.todo], mnist, identity, set_dir(self.sweep_dir, identity))
 
     def epochs_done(self) -> str:
         if self.result is None:

@@ -18,6 +18,7 @@ The defaults are in conf/; what they reach, and how fast, is measured in the REA
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -34,7 +35,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mlpjax import checkpoint, cli, config, data, fit, model, provenance, rundir
+from mlpjax import checkpoint, cli, config, data, fit, lock, model, provenance, rundir
 from mlpjax.landscape import endpoints, polish
 from mlpjax.plan import Network, Plan, Program, chunks, make_plan, merge, positions
 
@@ -143,8 +144,14 @@ def summary_if_complete(out_dir: str, cfg: DictConfig) -> dict | None:
     path = os.path.join(out_dir, "summary.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        done = json.load(f)
+    try:
+        with open(path) as f:
+            done = json.load(f)
+        if not isinstance(done, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        print(f"warning: {path} is damaged ({type(e).__name__}: {e}); finishing the run again from its last checkpoint", file=sys.stderr)
+        return None
     if done.get("identity") != config.run_identity(cfg) or done.get("epochs") != cfg.train.epochs:
         return None
     if done.get("post") != config.after_sgd(cfg):
@@ -390,7 +397,8 @@ def progress_line(epoch: int, epochs: int, ev: dict, seconds: float) -> str:
     )
 
 
-USER_ERRORS = (config.ConfigError, data.DataError, checkpoint.CheckpointMismatch)
+# Mistakes and damage a user can act on: one line, exit code 2. OSError: a full disk, a folder that cannot be written.
+USER_ERRORS = (config.ConfigError, data.DataError, checkpoint.CheckpointMismatch, checkpoint.CheckpointDamaged, OSError)
 
 
 @hydra.main(config_path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), config_name="config", version_base="1.3")
@@ -403,18 +411,32 @@ def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> None:
     diverged, ends as one line on stderr (and, in a sweep, error.txt in the job's dir)."""
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
+    try:
+        with lock.hold(out_dir):
+            _run_locked(cfg, work, hc, out_dir)
+    except lock.DirInUse as e:  # another process writes here (a sweep: the same sweep, twice): stop, write nothing
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, out_dir: str) -> None:
     multirun = hc.mode == RunMode.MULTIRUN
     if os.path.exists(os.path.join(out_dir, "error.txt")):
         os.remove(os.path.join(out_dir, "error.txt"))  # from an earlier attempt at this job
     try:
         summary = work(cfg, out_dir)
+    except lock.DirInUse:
+        raise
     except Exception as e:
         if not multirun and not isinstance(e, USER_ERRORS):
             raise  # a bug: the traceback is the useful report
         message = f"{type(e).__name__}: {e}" if not isinstance(e, USER_ERRORS) else str(e)
+        if isinstance(e, OSError):  # e.g. a full disk: every checkpoint is written atomically, so the last one is whole
+            message = f"cannot write {e.filename or out_dir}: {e.strerror or e}; the last checkpoint is intact: run the same command again once fixed"
         # In a sweep the job ends here and the next one starts; the report lists this one.
-        with open(os.path.join(out_dir, "error.txt"), "w") as f:
-            f.write(message.splitlines()[0] + "\n")
+        with contextlib.suppress(OSError):  # a full disk takes this file too; the line below still says why
+            with open(os.path.join(out_dir, "error.txt"), "w") as f:
+                f.write(message.splitlines()[0] + "\n")
         prefix = f"error (job {hc.job.num}: {' '.join(hc.overrides.task)}): " if multirun else "error: "
         print(prefix + message.splitlines()[0], file=sys.stderr, flush=True)
         if multirun:
@@ -431,7 +453,17 @@ def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> None:
 
 def main() -> None:
     cli.preflight(sys.argv[1:])
-    _hydra_main()
+    run_dir = cli.explicit_run_dir(sys.argv[1:])
+    if run_dir is None:
+        _hydra_main()
+        return
+    # Held before Hydra writes .hydra/ into it, so a second process changes nothing there.
+    try:
+        with lock.hold(run_dir):
+            _hydra_main()
+    except lock.DirInUse as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

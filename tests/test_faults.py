@@ -63,10 +63,13 @@ def test_a_holder_that_is_gone_is_taken_over_with_a_line(train_here, tmp_path, c
 
 
 def _damage_latest_checkpoint(run_dir, how):
-    """Damage the arrays of the latest checkpoint: `cut` halves its largest file, `flip` changes bytes in place."""
+    """Damage the latest checkpoint: `cut` halves its largest file, `flip` changes bytes of it in place,
+    `metadata` cuts its arrays' metadata (default/_METADATA) short."""
     latest = max(int(p) for p in os.listdir(run_dir / "checkpoint") if p.isdigit())
     files = [os.path.join(r, f) for r, _, fs in os.walk(run_dir / "checkpoint" / str(latest)) for f in fs]
     target = max(files, key=os.path.getsize)
+    if how == "metadata":
+        target, how = str(run_dir / "checkpoint" / str(latest) / "default" / "_METADATA"), "cut"
     data = bytearray(open(target, "rb").read())
     if how == "cut":
         data = data[: len(data) // 2]
@@ -77,7 +80,7 @@ def _damage_latest_checkpoint(run_dir, how):
     return latest
 
 
-@pytest.mark.parametrize("how", ["cut", "flip"])
+@pytest.mark.parametrize("how", ["cut", "flip", "metadata"])
 def test_a_damaged_checkpoint_costs_one_checkpoint_and_a_line(train_here, whole, tmp_path, capsys, how):
     d = tmp_path / "run"
     train_here(d, *RUN, "train.epochs=2")  # checkpoints of epochs 1 and 2 kept

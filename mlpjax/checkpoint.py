@@ -107,6 +107,7 @@ def restore_state(directory: str, abstract_state, identity: dict):
                 f"{directory} holds a checkpoint of another configuration ({', '.join(diff)} differ); use another output dir"
             )
         sums = _read_checksums(directory)
+        problems = []
         for epoch in epochs:
             try:
                 state = manager.restore(epoch, args=ocp.args.StandardRestore(abstract_state))
@@ -115,13 +116,16 @@ def restore_state(directory: str, abstract_state, identity: dict):
                 problem = _first_line(e)
             if problem is None:
                 return epoch, state
+            problems.append(f"epoch {epoch}: {problem}")
             print(
                 f"warning: the checkpoint of epoch {epoch} in {directory} is damaged ({problem}); trying an earlier one",
                 file=sys.stderr,
                 flush=True,
             )
+            # Gone, so that the epoch is saved again when training reaches it (orbax skips a step it already has).
+            manager.delete(epoch)
     raise CheckpointDamaged(
-        f"{directory}: no checkpoint can be read (epochs {', '.join(map(str, epochs))}); delete it to train from scratch"
+        f"{directory}: no checkpoint can be read ({'; '.join(problems)}); if its files are damaged, delete it to train from scratch"
     )
 
 

@@ -81,7 +81,7 @@ def explicit_run_dir(argv: list[str]) -> str | None:
     for o in overrides_of(argv):
         key, _, value = o.partition("=")
         if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
-            return os.path.abspath(os.path.expanduser(value.strip("'\"")))
+            return os.path.abspath(value.strip("'\""))  # as Hydra reads it: no ~ expansion
     return None
 
 

@@ -7,9 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 from scipy.optimize import minimize
 
-from mlpjax import checkpoint
+from mlpjax import checkpoint, cost
 from mlpjax.landscape import critical, critical_cli, geometry, verdict
 
 
@@ -61,6 +62,44 @@ def test_without_a_small_gradient_a_point_is_never_a_minimum():
     near = _spectrum_of(np.diag([1e-7, 1.0]))
     assert verdict.verdict(1e-16, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "minimum"  # ε = 1e-9
     assert verdict.verdict(1e-12, 1e-10, near, 0, NO_ESCAPE, None, 1.0)["verdict"] == "unresolved"  # ε = 1e-5
+
+
+def test_lanczos_never_calls_a_point_a_minimum_and_a_negative_ritz_value_is_a_saddle():
+    positive = {"eigenvalues": np.array([1e-3, 0.5, 1.0]), "complete": False, "residual_min": 1e-9, "lambda_min": 1e-3, "lambda_max": 1.0}
+    v = verdict.verdict(1e-13, 1e-10, positive, 0, NO_ESCAPE, None, 1.0)
+    assert v["verdict"] == "unresolved" and "not verified" in v["reason"]
+    negative = positive | {"eigenvalues": np.array([-1e-2, 0.5, 1.0])}  # a Ritz value ≥ λ_min (interlacing)
+    v = verdict.verdict(1e-13, 1e-10, negative, 0, NO_ESCAPE, None, 1.0)
+    assert v["verdict"] == "saddle" and v["index"] is None and v["index_at_least"] == 1
+
+
+def test_with_l2_a_growing_norm_is_not_an_escape():
+    growing = {"norm_growth": 0.5, "log_norm_slope": 0.3, "cost_change": -0.1}
+    assert verdict.verdict(1e-3, 1e-10, None, 0, growing, None, 1.0, l2=0.0)["verdict"] == "escaping"
+    assert verdict.verdict(1e-3, 1e-10, None, 0, growing, None, 1.0, l2=1e-4)["verdict"] == "unresolved"
+
+
+def test_symmetries_count_every_exactly_flat_direction_once():
+    """A ReLU net with dead units in two consecutive layers and inputs that are always 0: at λ = 0 the
+    flat directions that do not depend on the point are exactly the all-zero rows of the Hessian."""
+    rng = np.random.default_rng(4)
+    sizes = (5, 4, 3, 2)
+    x = rng.uniform(size=(30, 5))
+    x[:, [1, 3]] = 0.0  # two inputs that are 0 on every example
+    params = [(rng.normal(size=(o, i)), rng.normal(size=o)) for i, o in zip(sizes[:-1], sizes[1:])]
+    params[0] = (params[0][0], np.where(np.arange(4) == 2, -100.0, 1.0))  # unit 2 of layer 1: dead
+    params[1] = (params[1][0], np.where(np.arange(3) == 0, -100.0, 1.0))  # unit 0 of layer 2: dead (and fed by a dead one)
+    problem = critical.Problem(sizes, "relu", "quadratic", 0.0)
+    sym = verdict.symmetries(problem, params, x)
+    y = np.eye(2)[rng.integers(0, 2, 30)]
+    with jax.enable_x64(True):
+        theta, unravel = ravel_pytree([(jnp.asarray(W), jnp.asarray(b)) for W, b in params])
+        f = lambda t: cost.network_cost(unravel(t), jnp.asarray(x), jnp.asarray(y), "relu", "quadratic")
+        H = np.asarray(jax.hessian(f)(theta))
+    assert sym["dead_units"] == 2 and sym["relu_rescaling"] == 5
+    assert sym["zero_input_weights"] + sym["dead_unit_weights"] == int(np.sum(np.all(H == 0, axis=1)))
+    assert sym["explained"] == sym["zero_input_weights"] + sym["dead_unit_weights"] + 5
+    assert verdict.symmetries(critical.Problem(sizes, "relu", "quadratic", 1e-4), params, x)["explained"] == 0
 
 
 def _softmax_ce_l2(theta, x, y, l2):

@@ -94,6 +94,10 @@ def test_a_damaged_checkpoint_costs_one_checkpoint_and_a_line(train_here, whole,
     lines = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]  # epoch 2 trained again, written once
     _params_equal(whole, d)  # bit for bit, as a resume promises
+    # The damaged checkpoint was replaced: both kept ones (epochs 2 and 3) read back whole.
+    assert sorted(int(p) for p in os.listdir(d / "checkpoint") if p.isdigit()) == [2, 3]
+    sums = json.loads((d / "checkpoint" / "checksums.json").read_text())
+    assert sorted(sums) == ["2", "3"]
 
 
 def test_damaged_identity_or_summary(train_here, train_cli_here, whole, tmp_path, capsys):
@@ -148,13 +152,14 @@ import os, signal, sys
 import orbax.checkpoint as ocp
 from mlpjax import train
 moment = sys.argv.pop(1)
-if moment == "inside-checkpoint-save":  # orbax has written epoch 2's files but not finished the save
-    finish = ocp.CheckpointManager.wait_until_finished
-    def wait(self):
-        if 2 in self.all_steps(read=True) or any('2' in p for p in os.listdir(self.directory)):
-            os.kill(os.getpid(), signal.SIGKILL)
-        return finish(self)
-    ocp.CheckpointManager.wait_until_finished = wait
+if moment == "inside-checkpoint-save":  # epoch 2's files written into orbax's temporary folder, not yet renamed to "2"
+    for name in ("rename", "replace"):
+        real = getattr(os, name)
+        def moved(src, dst, *a, _real=real, **k):
+            if os.path.basename(os.fspath(dst)) == "2":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _real(src, dst, *a, **k)
+        setattr(os, name, moved)
 else:  # inside-summary-write: half of summary.json's temporary file written
     def write(path, obj):
         with open(path + ".tmp", "w") as f:
@@ -176,6 +181,9 @@ def test_sigkill_inside_a_write_then_the_same_command_ends_as_an_uninterrupted_r
     )
     assert r.returncode == -9, r.stderr  # SIGKILL
     assert not (d / "summary.json").exists()
+    if moment == "inside-checkpoint-save":  # killed mid-save: the temporary folder is there, epoch 2 is not
+        names = os.listdir(d / "checkpoint")
+        assert "2" not in names and any(n.startswith("2.") for n in names), names
     capsys.readouterr()
     train_here(d, *RUN, "train.epochs=3")
     assert "resuming from epoch" in capsys.readouterr().out

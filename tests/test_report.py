@@ -436,11 +436,11 @@ def test_paired_difference_by_hand():
     assert none["n"] == 0 and np.isnan(none["mean"]) and none["pairs"] == []
 
 
-def test_five_pairs_is_the_least_an_exact_sign_flip_can_call_a_finding():
+def test_six_pairs_is_the_least_an_exact_sign_flip_can_call_a_finding():
+    six = report.paired_difference(dict(enumerate([0.1, 0.3, 0.2, 0.5, 0.4, 0.6])), dict(enumerate([0.0] * 6)))
     five = report.paired_difference(dict(enumerate([0.1, 0.3, 0.2, 0.5, 0.4])), dict(enumerate([0.0] * 5)))
-    four = report.paired_difference(dict(enumerate([0.1, 0.3, 0.2, 0.5])), dict(enumerate([0.0] * 4)))
-    assert five["p_signflip"] == pytest.approx(2 / 32) and five["finding"]
-    assert four["p_signflip"] == pytest.approx(2 / 16) and not four["finding"]
+    assert six["p_signflip"] == pytest.approx(2 / 64) and six["finding"]
+    assert five["p_signflip"] == pytest.approx(2 / 32) and not five["finding"]  # 0.0625: never below 0.05
 
 
 def test_paired_difference_interval_shrinks_with_more_pairs():
@@ -481,7 +481,7 @@ def test_sigmoid_minus_relu_pairs_by_seed_and_says_what_it_dropped(tmp_path, wit
     # Two pairs each: mean ± t(0.975, 1)·s/√2, s = √2·0.005 (validation −0.12, −0.11; test −0.10, −0.09); sign-flip p 2/4.
     half = 100 * T_975[1] * 0.005
     val, test = f"-11.50 [{-11.5 - half:.2f}, {-11.5 + half:.2f}]", f"-9.50 [{-9.5 - half:.2f}, {-9.5 + half:.2f}]"
-    tail = "(2 pairs, 1 dropped; p 0.5; n < 5: not a finding)"
+    tail = "(2 pairs, 1 dropped; p 0.5; n < 6: not a finding)"
     assert f"| [16] | 10 | 0.1 | {val} {tail} | {test} {tail} |" in section, section
     assert "[32]" not in section
 

@@ -1,4 +1,4 @@
-"""The geometry of saved minima, one command each (the functions: `mlpjax/landscape/geometry.py`).
+"""The geometry around saved networks (SGD's end points, or any saved point), one command each (the functions: `mlpjax/landscape/geometry.py`).
 
     python -m mlpjax.landscape WHAT RUN_DIR [RUN_B] [--networks I,J|all] [--out DIR] [--examples N]
 
@@ -7,7 +7,7 @@
   curve     a quadratic Bézier curve from A to B trained to low cost: its barrier against the line's,
             B aligned and not
   lines     the cost along init → A, A → B and A → aligned B, α from −0.5 to 1.5 (81 points)
-  surface   the cost on the plane through a minimum spanned by two filter-normalized random
+  surface   the cost on the plane through a trained network spanned by two filter-normalized random
             directions; two networks side by side on one colour scale
   spectrum  every eigenvalue of the Hessian (float64 eigh) beside the density by stochastic Lanczos
             quadrature (SLQ only for networks of more than --dense-max parameters)
@@ -219,13 +219,13 @@ def run_surface(args, subjects, data) -> tuple[dict, object]:
         ax.set_title(textwrap.fill(run.label(), 45), fontsize=9)
         ax.legend(fontsize=8, loc="upper right")
     fig.colorbar(im, ax=list(axes), label="training cost (subset), log scale", format="%.3g")
-    fig.suptitle("Cost around a minimum: two filter-normalized random directions (Li et al. 2018)", fontsize=10)
+    fig.suptitle("Cost around the trained network: two filter-normalized random directions (Li et al. 2018)", fontsize=10)
     numbers = {"alphas": grid_A.tolist(), "seed": args.seed, **results[0]}
     if len(results) > 1:
         numbers["compared_with"] = results[1]
     print(
         outputs.table(
-            [[r["label"], r["cost_center"], r["cost_max"]] for r in results], ["network", "cost at the minimum", "highest on the grid"]
+            [[r["label"], r["cost_center"], r["cost_max"]] for r in results], ["network", "cost at the network", "highest on the grid"]
         )
     )
     return numbers, fig
@@ -449,7 +449,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if getattr(args, name) < low:
             raise RunError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {low}")
     if args.grid % 2 == 0:
-        raise RunError(f"--grid {args.grid}: must be odd (the minimum is the middle point)")
+        raise RunError(f"--grid {args.grid}: must be odd (the network is the middle point)")
     return args
 
 

@@ -195,7 +195,11 @@ def run(argv: list[str]) -> dict:
     print(
         "verdicts: "
         + ", ".join(f"{v} {c}" for v, c in numbers["counts"].items() if c)
-        + "".join(f"; {d['minima']} minimum/minima of {d['configuration_label']}: {d['count']} distinct" for d in distinct)
+        + "".join(
+            f"; {d['minima']} minimum/minima of {d['configuration_label']}: {d['count']} distinct up to permutations"
+            for d in distinct
+            if d["count"] is not None
+        )
     )
     return numbers
 
@@ -209,6 +213,18 @@ def distinct_by_configuration(chosen, entries, thetas, sizes) -> list[dict]:
     out = []
     for gs in groups.values():
         r = chosen[gs[0]]
+        if r.l2 == 0:  # ReLU rescaling and sigmoid sign flips are then symmetries weight matching does not undo
+            out.append(
+                {
+                    "configuration_label": f"{r.activation}, λ 0, η {r.model_info.get('learning_rate')}",
+                    "networks": gs,
+                    "minima": len(gs),
+                    "count": None,
+                    "why_not": "at λ = 0 rescalings and sign flips are symmetries too; "
+                    "weight matching undoes permutations only, so a count would overstate the distinct minima",
+                }
+            )
+            continue
         problem = critical.Problem(sizes, r.activation, r.cost, r.l2)
         d = geometry.distinct_minima([thetas[g] for g in gs], [entries[g]["newton_distance"] for g in gs], problem)
         label = f"{r.activation}, λ {r.l2:g}, η {r.model_info.get('learning_rate')}"

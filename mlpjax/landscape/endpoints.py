@@ -113,12 +113,12 @@ def analyze_group(
       saturated_units / dead_units   fraction of hidden units stuck (`unit_saturation`)
       saturated_pairs / dead_pairs   fraction of (unit, example) pairs stuck
       init_barrier    `barrier` (rise above the worse endpoint) on the straight path from
-                      the network's initialization to its minimum, `n_alphas` points
+                      the network's initialization to its end point, `n_alphas` points
       seed_barrier    `barrier` against the straight line between the endpoint costs, from
-                      this minimum to the next seed's among the surviving networks of the same
+                      this end point to the next seed's among the surviving networks of the same
                       learning rate (cyclically: the last seed pairs with the first; absent if
                       it is alone); `seed_barrier_to` names that seed
-      cost_subset     the cost at the minimum on the subset
+      cost_subset     the cost at the end point on the subset
     The Lanczos iterations of `chunk` networks run as one compiled, vmapped program (`lanczos`'s,
     basis reorthogonalized twice per step in float32; compiled once per shape). Cost per network:
     `lanczos_steps` Hessian-vector products (about 4 gradients each) on `n_examples`, plus

@@ -1,4 +1,4 @@
-"""The geometry of the minima: permutation alignment, connecting curves, pictures of the surface
+"""The geometry around trained networks: permutation alignment, connecting curves, pictures of the surface
 and the Hessian's whole spectrum.
 
 Pure functions of parameters (lists of `(W_OxI, b_O)`, as in `model`) and data:

@@ -134,14 +134,14 @@ def selection_section(sweep: Sweep) -> list[str]:
 
 
 def _interval(d: dict, scale: float, fmt: str) -> str:
-    """`mean [t-interval] (n pairs, k dropped; sign-flip p)` of a paired difference; `n < 5: not a finding` below 5 pairs."""
+    """`mean [t-interval] (n pairs, k dropped; sign-flip p)` of a paired difference; `n < 6: not a finding` below 6 pairs."""
     dropped = f", {d['dropped']} dropped" if d["dropped"] else ""
     pairs = f"{d['n']} pair{'' if d['n'] == 1 else 's'}{dropped}"
     if d["n"] == 0:
         return f"— ({pairs})"
     ci = f" [{scale * d['ci_low']:{fmt}}, {scale * d['ci_high']:{fmt}}]" if _finite(d["ci_low"]) else ""
     p = f"; p {d['p_signflip']:.2g}" if _finite(d.get("p_signflip")) else ""
-    few = "" if d.get("finding") else "; n < 5: not a finding"
+    few = "" if d.get("finding") else f"; n < {MIN_PAIRS_FINDING}: not a finding"
     return f"{scale * d['mean']:{fmt}}{ci} ({pairs}{p}{few})"
 
 
@@ -164,8 +164,8 @@ def differences_section(sweep: Sweep, diffs: list[dict]) -> list[str]:
     text = (
         "Sigmoid minus ReLU, each pair of networks trained with the same seed (the same data order and the same draw of "
         f"the initialization) at the same hidden layers, batch size and η: {METHODS} (pairs used; p). Fewer than "
-        f"{MIN_PAIRS_FINDING} pairs are marked: with them the sign-flip p cannot fall below 0.0625, so no difference is a "
-        "finding. Pairs of one sweep at different η share no network, but the same seeds recur across settings. "
+        f"{MIN_PAIRS_FINDING} pairs are marked: with them the exact sign-flip p cannot fall below 0.05 (0.0625 at 5 pairs), so "
+        "no difference is a finding. Pairs of one sweep at different η share no network, but the same seeds recur across settings. "
         "A pair is dropped when either network diverged "
         "or has no value, and for accuracy, sharpness and seed barrier also when either is at chance "
         f"(test accuracy < {100 * CHANCE:.0f}%): the count is given. Accuracies in percentage points; sharpness at the "

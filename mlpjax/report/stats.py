@@ -20,7 +20,7 @@ METHODS = (
     "permutation p of the mean (scipy.stats.permutation_test, every one of the 2^n sign patterns up to n = 16), "
     "and from n = 10 pairs the 95% BCa bootstrap interval (scipy.stats.bootstrap, 10,000 resamples) in differences.csv"
 )
-MIN_PAIRS_FINDING = 5  # below it an exact sign-flip p cannot go under 0.0625: not called a finding
+MIN_PAIRS_FINDING = 6  # the least n at which an exact two-sided sign-flip p can fall below 0.05 (2/2^6 = 0.031)
 MIN_PAIRS_BCA = 10  # BCa's bias and acceleration from fewer pairs are too rough to report
 EXACT_UP_TO = 16  # 2^16 sign patterns: exact; beyond, `n_boot` random ones
 
@@ -36,7 +36,7 @@ def paired_difference(a_by_seed: dict, b_by_seed: dict, n_boot: int = 10000, see
       p_signflip          the two-sided sign-flip permutation p of the mean: exact (all 2^n sign
                           patterns) for n ≤ 16, else `n_boot` random ones (generator `seed`) (n ≥ 1)
       bca_low, bca_high   the 95% BCa bootstrap interval, `n_boot` resamples (n ≥ 10)
-      finding             n ≥ 5: only then can the sign-flip p fall below 0.0625
+      finding             n ≥ 6: only then can the exact sign-flip p fall below 0.05 (at n = 5 its least value is 0.0625)
     """
     seeds = sorted(s for s in a_by_seed.keys() & b_by_seed.keys() if _finite(a_by_seed[s]) and _finite(b_by_seed[s]))
     pairs = [(s, float(a_by_seed[s]), float(b_by_seed[s])) for s in seeds]

@@ -7,7 +7,7 @@ critical.json / params_critical/ that `critical` wrote from it, recomputes at ea
 ‖∇f‖ by hand-written backpropagation, and the Hessian's smallest eigenvalue from a Hessian built by
 central differences of that gradient (h = 1e-5: truncation error ~h²·f''' ≈ 1e-10, rounding ~1e-16/h ≈
 1e-11), then prints them beside critical.json's numbers. The data are the run's first N training images,
-read from the IDX files in $MNIST_IDX_DIR (no tfds).
+read from the IDX files in $MNIST_IDX_DIR (no tfds), as float32 pixels as the run saw them (uint8/255).
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def main() -> None:
         "one sigmoid hidden layer, quadratic cost"
     )
     idx = os.environ["MNIST_IDX_DIR"]
-    x = read_idx(os.path.join(idx, "train-images-idx3-ubyte.gz"))[: args.examples].reshape(args.examples, -1) / 255.0
+    # The pixels as the run saw them: uint8 / 255 in float32 (mlpjax.data), then float64 for the arithmetic.
+    pixels = read_idx(os.path.join(idx, "train-images-idx3-ubyte.gz"))[: args.examples].reshape(args.examples, -1)
+    x = (pixels.astype(np.float32) / np.float32(255)).astype(np.float64)
     y = np.eye(10)[read_idx(os.path.join(idx, "train-labels-idx1-ubyte.gz"))[: args.examples]]
     shapes = [(sizes[1], sizes[0]), (sizes[2], sizes[1])]
     print("network  verdict  |grad f| (critical.json)  |grad f| (NumPy)  lambda_min (critical.json)  lambda_min (NumPy, differences)")

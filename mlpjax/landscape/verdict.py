@@ -262,6 +262,13 @@ def _second_order(grad_norm: float, spec: dict, explained: int, lambda_max: floa
     }
 
 
+def _newton_distance(grad_norm: float, eig, explained: int) -> float:
+    """‖∇f‖ / the smallest |λ| beyond the `explained` zeros: about how far the exact critical point is (inf if singular)."""
+    abs_sorted = np.sort(np.abs(np.asarray(eig)))
+    lam = float(abs_sorted[min(explained, abs_sorted.size - 1)])
+    return grad_norm / lam if lam > 0 else math.inf
+
+
 def analyze(
     problem: Problem, theta0_P, x_NxD, y_NxK, tol: float = 1e-10, budget: float = 300.0, dense_max: int = 16_000, **find_kw
 ) -> dict:
@@ -308,9 +315,7 @@ def analyze(
         "spectrum_asymmetry": spec.get("asymmetry") if spec else None,
         "lanczos_residual_min": spec["residual_min"] if spec and not spec["complete"] else None,
         "spectrum_seconds": {k: spec[k] for k in ("hessian_seconds", "eigen_seconds", "lanczos_seconds") if k in spec} if spec else None,
-        "newton_distance": grad_norm / float(np.sort(np.abs(spec["eigenvalues"]))[min(sym["explained"], spec["eigenvalues"].size - 1)])
-        if spec
-        else None,
+        "newton_distance": _newton_distance(grad_norm, spec["eigenvalues"], sym["explained"]) if spec else None,
         "flat_ratio": flat_ratio,
         "symmetries": sym,
         "escape": escape,

@@ -4,24 +4,29 @@ After `critical.find`, `verdict` names the point from its gradient and its Hessi
 dense float64 Hessian when P ≤ `dense_max`, else Lanczos), with the evidence. The definitions, with
 the reasons for each tolerance (written into critical.json as `DEFINITIONS`):
 
-  minimum          ‖∇f‖ ≤ tol, and every eigenvalue > ε (strict), or ≥ −ε with the eigenvalues in
-                   [−ε, ε] no more than the parameter symmetries explain (λ = 0 only: ReLU rescaling,
-                   dead units; with λ > 0 no continuous symmetry is left, so any zero is unexplained)
-  saddle           ‖∇f‖ ≤ tol and k ≥ 1 eigenvalues < −ε (k: the index)
-  gradient-flat    ‖∇f‖ > tol when the budget is spent, and ‖H ∇f‖ ≤ 1e-6·λ_max·‖∇f‖: the gradient
-                   lies in directions of almost no curvature, where Newton-type finders stall
-                   (Frye, Yang, Chung & Bouchard 2021)
-  escaping         not a minimum or saddle by the tests above (‖∇f‖ > tol, or a degenerate spectrum),
-                   and over the last half of the steps f fell while ‖θ‖ grew by ≥ 5% and the slope of
-                   log‖θ‖ against log(step) is ≥ 0.02: the cost is still lowered by growing the weights
-                   (saturating sigmoids), so there may be no minimum that way
+  minimum          ‖∇f‖ ≤ tol, every one of the P eigenvalues of the dense Hessian computed, and each
+                   > ε (strict), or none < −ε and exactly as many in [−ε, ε] as the symmetries give flat
+                   directions (`symmetries`: at λ = 0 only — always-zero inputs, dead ReLU units, ReLU
+                   rescaling, the softmax shift; with λ > 0 there are none). Lanczos (P > dense_max) never
+                   gives a minimum: a smaller eigenvalue it did not reach cannot be excluded
+  saddle           ‖∇f‖ ≤ tol and k ≥ 1 eigenvalues < −ε (k: the index); by Lanczos a Ritz value < −ε
+                   (Ritz values interlace: λ_min ≤ the smallest), the index then only bounded below
+  gradient-flat    ‖∇f‖ > tol when the search ended, and ‖H ∇f‖ ≤ 1e-6·λ_max·‖∇f‖: the gradient lies in
+                   directions of almost no curvature, where Newton-type finders stall (Frye, Yang, Chung &
+                   Bouchard 2021)
+  escaping         λ = 0 only (with λ > 0 the cost grows without bound with ‖θ‖); not a minimum or saddle
+                   by the tests above, and over the last half of the steps f fell while ‖θ‖ grew by ≥ 5%
+                   with a slope of log‖θ‖ against log(step) ≥ 0.02: the cost is still lowered by growing
+                   the weights (saturating sigmoids), so there may be no minimum that way
   unresolved       anything else, or a test above that is inconclusive; the JSON says why
 
-  ε = max(1e-9·λ_max, λ_max·‖∇f‖/|λ|_min).  The first term is about 700× the worst-case float64
-  rounding of the eigenvalues of a P = 13,002 Hessian (P·2⁻⁵³·λ_max); the second is how far the
-  spectrum may still move between this point and the exact critical point, ‖∇f‖/|λ|_min away
-  (the Newton distance), if third derivatives are at most λ_max per unit length — an assumption,
-  which is why a small λ_min needs a gradient far below `tol` before it counts.
+  ε = max(1e-9·λ_max, λ_max·‖∇f‖/|λ|_min, P·max|H − Hᵀ|). The first term is about 700× the worst-case
+  float64 rounding of the eigenvalues of a P = 13,002 Hessian (P·2⁻⁵³·λ_max). The second is how far the
+  spectrum may still move between this point and the exact critical point ‖∇f‖/|λ|_min away (the
+  Newton distance; |λ|_min beyond the symmetries' zeros) if third derivatives are at most λ_max per unit
+  length — an assumption, not a proof, which is why a small λ_min needs a gradient far below `tol`.
+  The third bounds, by Weyl's inequality, the shift of the spectrum by the Hessian's own rounding, its
+  measured asymmetry standing for the error of its entries (float64 sums over N examples).
   tol = 1e-10 by default: ~10⁸ below SGD's end points, ~10⁴ above the float64 rounding of a
   gradient averaged over 50,000 examples.
 
@@ -49,15 +54,16 @@ GROWTH = 0.05  # escaping: ‖θ‖ grew by at least this fraction over the last
 SLOPE = 0.02  # escaping: d log‖θ‖ / d log step at least this
 
 DEFINITIONS = {
-    MINIMUM: "‖∇f‖ ≤ tol and every Hessian eigenvalue > ε, or ≥ −ε with no more eigenvalues in [−ε, ε] than the "
-    "parameter symmetries explain (λ = 0: ReLU rescaling, dead units)",
-    SADDLE: "‖∇f‖ ≤ tol and k ≥ 1 eigenvalues < −ε; k is the index",
-    GRADIENT_FLAT: f"‖∇f‖ > tol after the budget, and ‖H∇f‖ ≤ {FLAT_REL:g}·λ_max·‖∇f‖ (Frye et al. 2021)",
-    ESCAPING: f"not a minimum or saddle by the tests above, and over the last half of the steps f fell while ‖θ‖ grew "
-    f"by ≥ {GROWTH:.0%} with d log‖θ‖ / d log step ≥ {SLOPE:g}",
-    UNRESOLVED: "none of the above could be decided within the budget; `reason` says why",
-    "ε": f"max({EPS_REL:g}·λ_max, λ_max·‖∇f‖/|λ|_min): float64 rounding of the spectrum (≤ P·2⁻⁵³·λ_max), and how far "
-    "the spectrum may move to the exact critical point ‖∇f‖/|λ|_min away if third derivatives are ≤ λ_max per unit length",
+    MINIMUM: "‖∇f‖ ≤ tol, every one of the P eigenvalues of the dense Hessian computed, each > ε; or none < −ε and exactly as "
+    "many in [−ε, ε] as the symmetries give flat directions (λ = 0 only). Lanczos never gives a minimum",
+    SADDLE: "‖∇f‖ ≤ tol and k ≥ 1 eigenvalues < −ε; k is the index (by Lanczos: a Ritz value < −ε, the index only bounded below)",
+    GRADIENT_FLAT: f"‖∇f‖ > tol when the search ended, and ‖H∇f‖ ≤ {FLAT_REL:g}·λ_max·‖∇f‖ (Frye et al. 2021)",
+    ESCAPING: f"λ = 0 only: not a minimum or saddle by the tests above, and over the last half of the steps f fell while ‖θ‖ "
+    f"grew by ≥ {GROWTH:.0%} with d log‖θ‖ / d log step ≥ {SLOPE:g}",
+    UNRESOLVED: "none of the above could be decided; `reason` says why",
+    "ε": f"max({EPS_REL:g}·λ_max, λ_max·‖∇f‖/|λ|_min, P·max|H − Hᵀ|): float64 rounding of the spectrum (≤ P·2⁻⁵³·λ_max); "
+    "how far the spectrum may move to the exact critical point ‖∇f‖/|λ|_min away if third derivatives are ≤ λ_max per unit "
+    "length (an assumption); the Hessian's own rounding (Weyl)",
     "f": "the run's cost on the examples used: mean over them of the per-example cost, plus (λ/2)‖θ‖² (model.l2)",
 }
 

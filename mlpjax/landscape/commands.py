@@ -427,7 +427,10 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(
-        prog="python -m mlpjax.landscape", description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m mlpjax.landscape",
+        description=__doc__.split("\n\n")[1],
+        epilog="critical points and their verdict: python -m mlpjax.landscape critical --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("what", choices=WHATS)
     p.add_argument("run_dir", help="a training run's output dir (summary.json, params/)")

@@ -7,6 +7,7 @@ The composed config is checked again in full (`config.validate`) when a job star
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -71,6 +72,16 @@ def check_overrides(argv: list[str]) -> None:
             continue
         for v in values:
             config.check(key, v)
+
+
+def one_line_parser(error: type[Exception], **kwargs) -> argparse.ArgumentParser:
+    """An ArgumentParser whose mistakes raise `error(message)` (one line), not usage text and exit code 2."""
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise error(message)
+
+    return Parser(**kwargs)
 
 
 def explicit_run_dir(argv: list[str]) -> str | None:

@@ -466,13 +466,9 @@ def run_dream(run: Run, out_dir: str) -> dict:
 # --------------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise RunError(message)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = _Parser(
+    p = cli.one_line_parser(
+        RunError,
         prog="python -m mlpjax.series",
         description=__doc__.split("\n\nThe pure functions")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -323,11 +323,6 @@ def walk(
 # --------------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise WalkError(message)
-
-
 def _int_list(flag: str, text: str, least: int, allow_empty: bool = False, distinct: bool = False) -> list[int]:
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     try:
@@ -345,7 +340,8 @@ def _int_list(flag: str, text: str, least: int, allow_empty: bool = False, disti
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The checked command line; WalkError (one line) for anything out of range."""
-    p = _Parser(
+    p = cli.one_line_parser(
+        WalkError,
         prog="python -m mlpjax.walk",
         description=__doc__.split("\n\nThe pure pieces")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

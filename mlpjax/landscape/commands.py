@@ -420,13 +420,9 @@ def load_data(run: Run, n_examples: int) -> dict:
 # --------------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise RunError(message)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = _Parser(
+    p = cli.one_line_parser(
+        RunError,
         prog="python -m mlpjax.landscape",
         description=__doc__.split("\n\n")[1],
         epilog="critical points and their verdict: python -m mlpjax.landscape critical --help",

@@ -29,6 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from mlpjax import cost as cost_lib
 from mlpjax import model
+from mlpjax.landscape import curvature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,22 +128,8 @@ def _programs(problem: Problem):
 
     @functools.partial(jax.jit, static_argnames="steps")
     def lanczos(theta_P, v0_P, x_NxD, y_NxK, l2, steps):
-        """`steps` Lanczos steps, basis reorthogonalized twice per step: a_S, b_S."""
-        H = lambda v: hvp(theta_P, v, x_NxD, y_NxK, l2)
-
-        def step(j, carry):
-            V_SxP, a_S, b_S = carry
-            w_P = H(V_SxP[j])
-            a_S = a_S.at[j].set(V_SxP[j] @ w_P)
-            for _ in range(2):
-                w_P = w_P - V_SxP.T @ (V_SxP @ w_P)
-            beta = jnp.linalg.norm(w_P)
-            V_SxP = V_SxP.at[j + 1].set(jnp.where(beta > 0, w_P / jnp.where(beta > 0, beta, 1.0), 0.0))
-            return V_SxP, a_S, b_S.at[j].set(beta)
-
-        V_SxP = jnp.zeros((steps + 1, theta_P.shape[0])).at[0].set(v0_P / jnp.linalg.norm(v0_P))
-        _, a_S, b_S = jax.lax.fori_loop(0, steps, step, (V_SxP, jnp.zeros(steps), jnp.zeros(steps)))
-        return a_S, b_S
+        """`steps` Lanczos steps (`curvature.lanczos_steps`, float64): a_S, b_S."""
+        return curvature.lanczos_steps(lambda v: hvp(theta_P, v, x_NxD, y_NxK, l2), v0_P, steps)
 
     return dict(
         unravel=unravel,

@@ -40,13 +40,9 @@ COLORS = {verdict.MINIMUM: "tab:green", verdict.SADDLE: "tab:red", verdict.GRADI
 _accuracy = jax.jit(cost_lib.accuracy, static_argnames="activation")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise RunError(message)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = _Parser(
+    p = cli.one_line_parser(
+        RunError,
         prog="python -m mlpjax.landscape critical",
         description=__doc__.split("\n\n")[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -105,17 +105,23 @@ def sharpness(
 
 
 def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2=0.0):
-    """`steps` Lanczos steps from v0_P: the diagonal a_S and off-diagonal b_S of the tridiagonal T.
+    """`steps` Lanczos steps on the cost's Hessian at `params` from v0_P (`lanczos_steps`): a_S, b_S."""
+    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
+    return lanczos_steps(lambda v_P: hvp(cost_fn, flat_P, v_P), v0_P, steps)
+
+
+def lanczos_steps(H, v0_P, steps: int):
+    """`steps` Lanczos steps of the symmetric map `H` (P-vector → P-vector) from v0_P, in v0_P's dtype:
+    the diagonal a_S and off-diagonal b_S of the tridiagonal T.
 
     b_S[j] is the norm of step j's new direction; b_S[-1] lies outside T. The basis V_(S+1)xP
     is reorthogonalized against every vector so far, twice: one pass leaves float32 round-off
     behind, and without it the extreme Ritz values come back as spurious copies.
     """
-    flat_P, cost_fn = flat_cost(params, x_NxD, y_NxK, activation, cost, l2)
 
     def step(j, carry):
         V_SxP, a_S, b_S = carry
-        w_P = hvp(cost_fn, flat_P, V_SxP[j])
+        w_P = H(V_SxP[j])
         a_S = a_S.at[j].set(V_SxP[j] @ w_P)
         for _ in range(2):  # the rows not yet filled are 0 and subtract nothing
             w_P = w_P - V_SxP.T @ (V_SxP @ w_P)
@@ -123,8 +129,9 @@ def lanczos_tridiagonal(params, x_NxD, y_NxK, v0_P, activation, cost, steps, l2=
         V_SxP = V_SxP.at[j + 1].set(jnp.where(beta > 0, w_P / jnp.where(beta > 0, beta, 1.0), 0.0))
         return V_SxP, a_S, b_S.at[j].set(beta)
 
-    V_SxP = jnp.zeros((steps + 1, flat_P.size), jnp.float32).at[0].set(v0_P / jnp.linalg.norm(v0_P))
-    _, a_S, b_S = jax.lax.fori_loop(0, steps, step, (V_SxP, jnp.zeros(steps), jnp.zeros(steps)))
+    dtype = v0_P.dtype
+    V_SxP = jnp.zeros((steps + 1, v0_P.size), dtype).at[0].set(v0_P / jnp.linalg.norm(v0_P))
+    _, a_S, b_S = jax.lax.fori_loop(0, steps, step, (V_SxP, jnp.zeros(steps, dtype), jnp.zeros(steps, dtype)))
     return a_S, b_S
 
 

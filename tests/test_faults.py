@@ -190,3 +190,20 @@ def test_sigkill_inside_a_write_then_the_same_command_ends_as_an_uninterrupted_r
     assert json.loads((d / "summary.json").read_text())["models"] == json.loads((whole / "summary.json").read_text())["models"]
     _params_equal(whole, d)
     assert [json.loads(l)["epoch"] for l in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_metrics_line_cut_by_a_kill_is_dropped_and_a_damaged_middle_is_one_line(train_here, train_cli_here, whole, tmp_path):
+    d = tmp_path / "run"
+    train_here(d, *RUN, "train.epochs=3")
+    (d / "summary.json").unlink()  # as if killed after epoch 3's checkpoint, while writing a line past it
+    with open(d / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "train_cost": [0.1')
+    train_here(d, *RUN, "train.epochs=3")
+    assert [json.loads(l)["epoch"] for l in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    _params_equal(whole, d)
+    # A line in the middle damaged: the metrics no longer match the checkpoint; one line, exit code 2.
+    lines = (d / "metrics.jsonl").read_text().splitlines()
+    (d / "metrics.jsonl").write_text("\n".join([lines[0], "{damaged", *lines[2:]]) + "\n")
+    (d / "summary.json").unlink()
+    r = train_cli_here(*RUN, "train.epochs=4", f"hydra.run.dir={d}")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "metrics.jsonl holds 1 epochs, the checkpoint 3" in r.stderr, r.stderr

@@ -241,10 +241,11 @@ def _second_order(grad_norm: float, spec: dict, explained: int, lambda_max: floa
                 "verdict": MINIMUM,
                 "reason": f"no eigenvalue below −ε; the {zero} within ±ε are the {explained} zero directions the symmetries give",
             }
-        return out | {
-            "verdict": UNRESOLVED,
-            "reason": f"degenerate: {zero} eigenvalue(s) within ±ε = {eps:.3g}, {explained} explained by symmetries",
-        }
+        if eps >= abs(lambda_max):  # ‖∇f‖/|λ|_min unbounded: no eigenvalue can be told from 0
+            why = f"degenerate: ε = {eps:.3g} ≥ λ_max = {lambda_max:.3g} (the smallest |λ| past the {explained} explained zeros is {lam_abs_min:.3g})"
+        else:
+            why = f"degenerate: {zero} eigenvalue(s) within ±ε = {eps:.3g}, {explained} explained by symmetries"
+        return out | {"verdict": UNRESOLVED, "reason": why}
     # Lanczos: its smallest Ritz value is ≥ λ_min (interlacing), so a negative one proves a saddle; a
     # positive one is evidence only, trusted when converged (an eigenvalue lies within its residual).
     theta_min, residual = float(eig[0]), float(spec["residual_min"])

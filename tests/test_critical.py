@@ -95,7 +95,7 @@ def test_symmetries_count_every_exactly_flat_direction_once():
     with jax.enable_x64(True):
         theta, unravel = ravel_pytree([(jnp.asarray(W), jnp.asarray(b)) for W, b in params])
         f = lambda t: cost.network_cost(unravel(t), jnp.asarray(x), jnp.asarray(y), "relu", "quadratic")
-        H = np.asarray(jax.hessian(f)(theta))
+        H = np.asarray(jax.jit(jax.hessian(f))(theta))
     assert sym["dead_units"] == 2 and sym["relu_rescaling"] == 5
     assert sym["zero_input_weights"] + sym["dead_unit_weights"] == int(np.sum(np.all(H == 0, axis=1)))
     assert sym["explained"] == sym["zero_input_weights"] + sym["dead_unit_weights"] + 5
@@ -225,7 +225,7 @@ def test_the_command_finds_minima_that_an_independent_computation_confirms(train
     from mlpjax import config
 
     run = tmp_path / "run"
-    overrides = ["train.seeds=2", "train.epochs=1", "model.hidden=[3]", "data.batch_size=50", "data.validation=2000", "model.l2=1e-3"]
+    overrides = ["train.seeds=2", "train.epochs=1", "model.hidden=[2]", "data.batch_size=50", "data.validation=2000", "model.l2=1e-3"]
     train_here(run, *overrides)
     (run / ".hydra").mkdir()
     OmegaConf.save(
@@ -244,7 +244,7 @@ def test_the_command_finds_minima_that_an_independent_computation_confirms(train
         stacked = checkpoint.load_params(str(out / "params_critical"))
     e = minima[0]
     theta = critical.flatten(checkpoint.network(stacked, e["network"]))
-    problem = critical.Problem((784, 3, 10), "sigmoid", "quadratic", 1e-3)
+    problem = critical.Problem((784, 2, 10), "sigmoid", "quadratic", 1e-3)
     x_NxD = np.asarray(small_mnist_train(small_idx_dir)[0][:300], np.float64)
     y_NxK = np.eye(10)[small_mnist_train(small_idx_dir)[1][:300]]
     assert np.linalg.norm(_numpy_grad(theta, problem, x_NxD, y_NxK)) <= 1e-8

@@ -121,6 +121,9 @@ def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, l
     }
 
 
+_hidden_activations = jax.jit(model.hidden_activations, static_argnames="activation")  # one program, not one per operation
+
+
 def symmetries(problem: Problem, params: model.Params, x_NxD) -> dict:
     """How many exactly flat directions the parameters' symmetries give at a critical point of f.
 
@@ -144,7 +147,7 @@ def symmetries(problem: Problem, params: model.Params, x_NxD) -> dict:
     flat[0][0][:, np.all(x_NxD == 0, axis=0)] = True
     out["zero_input_weights"] = int(flat[0][0].sum())
     if problem.activation == "relu" and len(sizes) > 2:
-        hidden = model.hidden_activations(params, jnp.asarray(x_NxD, jnp.asarray(params[0][0]).dtype), "relu")
+        hidden = _hidden_activations(params, jnp.asarray(x_NxD, jnp.asarray(params[0][0]).dtype), "relu")
         for l, a_NxH in enumerate(hidden):
             dead_H = np.asarray(jnp.all(a_NxH == 0, axis=0))
             flat[l][0][dead_H, :], flat[l][1][dead_H] = True, True  # into the dead unit

@@ -52,6 +52,22 @@ def overrides_of(argv: list[str]) -> list[str]:
     return overrides
 
 
+def _checkable_values(o) -> list:
+    """The values of override `o` that can be checked before Hydra: every value of a choice or range
+    (sorted, shuffled or not), both ends of an interval, nothing of a glob or a tag's payload; Hydra checks the rest."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    try:
+        if not o.is_sweep_override():
+            return [o.value()]
+        value = o.value()
+        if isinstance(value, IntervalSweep):
+            return [value.start, value.end]
+        return list(o.sweep_iterator())
+    except Exception:  # a sweep Hydra cannot enumerate here (glob, …): Hydra's own parser says what is wrong
+        return []
+
+
 def check_overrides(argv: list[str]) -> None:
     """Raise ConfigError for the first override whose key is unknown or whose value is not allowed."""
     try:
@@ -63,7 +79,7 @@ def check_overrides(argv: list[str]) -> None:
         key = o.key_or_group
         if key.startswith("hydra") or o.is_delete():
             continue
-        values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+        values = _checkable_values(o)
         if key in groups:
             allowed = _group_options(key)
             for v in values:

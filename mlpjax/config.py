@@ -58,6 +58,7 @@ class TrainConfig:
     analyze: bool = False  # after training: the minima (landscape.endpoints.analyze_group) into summary.json
     polish: int = 0  # after SGD: up to N steps of full-batch L-BFGS (landscape.polish)
     polish_tol: float = 1e-3  # the polish stops at |∇C| <= polish_tol
+    objective: str = "validation_accuracy"  # what a job returns to a sweeper: the mean of this over its networks
 
 
 @dataclasses.dataclass
@@ -159,6 +160,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "train.analyze": lambda v: None if isinstance(v, bool) else "true or false",
     "train.polish": _int_at_least(0),
     "train.polish_tol": lambda v: None if _is_number(v) and v > 0 else "a number > 0 and finite",
+    "train.objective": _choice(("validation_accuracy", "validation_cost", "train_cost", "train_accuracy")),
     "seed": _int_at_least(0),
 }
 
@@ -193,7 +195,7 @@ def learning_rates(lr: Any) -> list[float]:
 
 # Settings that change nothing SGD learns: where data is kept, how often it is saved, what is
 # done with the result afterwards (analyzed, polished: `after_sgd`).
-AFTER_SGD = ("train.analyze", "train.polish", "train.polish_tol")
+AFTER_SGD = ("train.analyze", "train.polish", "train.polish_tol", "train.objective")
 NOT_LEARNED = ("data.data_dir", "train.checkpoint_every", *AFTER_SGD)
 
 
@@ -201,6 +203,10 @@ def after_sgd(cfg: DictConfig) -> dict:
     """What a run does with its networks after SGD: `{"analyze", "polish", "polish_tol"}`. A complete
     run whose settings here differ is finished again from the checkpoint of its last epoch."""
     return {"analyze": bool(cfg.train.analyze), "polish": int(cfg.train.polish), "polish_tol": float(cfg.train.polish_tol)}
+
+
+# How a sweeper should read each objective (hydra.sweeper.direction for Optuna and the like).
+OBJECTIVE_DIRECTION = {"validation_accuracy": "maximize", "train_accuracy": "maximize", "validation_cost": "minimize", "train_cost": "minimize"}
 
 
 # A run's identity: the settings a checkpoint must share to be resumed. `train.epochs` is left

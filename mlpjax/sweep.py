@@ -188,6 +188,26 @@ class Progress:
         return f"{self._set(k, run)} done: {run.epochs_done()} in {_duration(seconds)}; {self._sweep(k + 1)}"
 
 
+def dry_run_lines(sets: list[list[Job]], jobs: list[Job]) -> list[str]:
+    """What `hydra.launcher.dry_run=true` prints: each set (shape, batch, networks, jobs, epochs, and the
+    jobs complete already), the jobs that train alone (settings that do not validate), and a total."""
+    lines = []
+    for k, s in enumerate(sets):
+        t, todo = s[0].task, pending(s)
+        done = [j for j in s if j not in todo]
+        lines.append(
+            f"set {k + 1} of {len(sets)}: hidden {list(t.model.hidden)} {t.model.activation}, batch {t.data.batch_size}, "
+            f"{sum(networks(j.task) for j in todo)} networks to train in {len(todo)} of its {len(s)} jobs ({_nums(s)}), "
+            f"{t.train.epochs} epochs; complete already: {_nums(done) if done else 'none'}"
+        )
+    alone = [j for j in jobs if j.task is None]
+    if alone:
+        lines.append(f"alone (settings that do not validate; each job says why when it runs): {_nums(alone)}")
+    n_todo = sum(len(pending(s)) for s in sets)
+    lines.append(f"dry run: {len(jobs)} jobs, {len(sets)} set(s), {n_todo} job(s) to train; nothing trained (no time estimate without training)")
+    return lines
+
+
 def run_sets(sets: list[list[Job]], sweep_dir: str, run_job: Callable, first: int = 0, total: int | None = None) -> dict:
     """Train the sets one after another; `run_job(job, task_function)` runs each job through Hydra.
     Returns each job's `JobReturn` by job number."""

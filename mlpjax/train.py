@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlpjax import checkpoint, cli, config, data, fit, lock, model, provenance, rundir
 from mlpjax.landscape import endpoints, polish
@@ -402,24 +402,25 @@ USER_ERRORS = (config.ConfigError, data.DataError, checkpoint.CheckpointMismatch
 
 
 @hydra.main(config_path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), config_name="config", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> None:
-    run_task(cfg, train)
+def _hydra_main(cfg: DictConfig) -> float | None:
+    return run_task(cfg, train)
 
 
-def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> None:
+def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> float | None:
     """One Hydra job: `work(cfg, output dir)` gives its summary; a failure, or networks that all
-    diverged, ends as one line on stderr (and, in a sweep, error.txt in the job's dir)."""
+    diverged, ends as one line on stderr (and, in a sweep, error.txt in the job's dir). Returns the
+    job's `train.objective` for a sweeper (`objective`), None when the job failed."""
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
     try:
         with lock.hold(out_dir):
-            _run_locked(cfg, work, hc, out_dir)
+            return _run_locked(cfg, work, hc, out_dir)
     except lock.DirInUse as e:  # another process writes here (a sweep: the same sweep, twice): stop, write nothing
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 
-def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, out_dir: str) -> None:
+def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, out_dir: str) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     if os.path.exists(os.path.join(out_dir, "error.txt")):
         os.remove(os.path.join(out_dir, "error.txt"))  # from an earlier attempt at this job
@@ -440,7 +441,7 @@ def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, ou
         prefix = f"error (job {hc.job.num}: {' '.join(hc.overrides.task)}): " if multirun else "error: "
         print(prefix + message.splitlines()[0], file=sys.stderr, flush=True)
         if multirun:
-            return
+            return None
         sys.exit(2)
     if all(m["diverged"] for m in summary["models"]):
         print(
@@ -449,6 +450,32 @@ def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, ou
         )
         if not multirun:
             sys.exit(1)
+    value = objective(summary, cfg.train.objective)
+    if value is None and _sweeper_reads_objective(hc):
+        print(
+            f"error: train.objective={cfg.train.objective} is not in this job's summary (it needs data.validation > 0, a held-out "
+            "split); hold one out, e.g. data.validation=10000, or use train.objective=train_cost",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(2)
+    return value
+
+
+def objective(summary: dict, key: str) -> float | None:
+    """The mean of `key` (e.g. validation_accuracy) over the networks that did not diverge; NaN if every one
+    diverged (a sweeper counts the trial as failed); None if the networks have no such number."""
+    models = summary["models"]
+    if not all(key in m for m in models):
+        return None
+    values = [float(m[key]) for m in models if not m["diverged"]]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _sweeper_reads_objective(hc) -> bool:
+    """Whether the sweep's sweeper uses what the jobs return (Optuna, Ax, Nevergrad…; Hydra's basic one does not)."""
+    target = str(OmegaConf.select(hc, "sweeper._target_", default="") or "")
+    return hc.mode == RunMode.MULTIRUN and not target.endswith("BasicSweeper")
 
 
 def main() -> None:

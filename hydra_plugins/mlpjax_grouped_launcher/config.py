@@ -2,6 +2,7 @@
 
 python -m mlpjax.train -m seed=0,1,2,3 optim.lr=0.1,0.3,1,3                # one process, sets in turn
 ... hydra.launcher.backend=submitit_slurm hydra.launcher.partition=gpu       # one SLURM job per set
+... hydra.launcher.dry_run=true                                             # the sets, and nothing trained
 """
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ class GroupedLauncherConf(SlurmQueueConf):
 
     _target_: str = "hydra_plugins.mlpjax_grouped_launcher.grouped_launcher.GroupedLauncher"
     backend: str = "local"  # local | submitit_local | submitit_slurm
+    dry_run: bool = False  # print the sets the sweep would train, and the jobs complete already; train nothing
     # One process per set: it spreads its networks over every GPU it sees (tasks_per_node stays 1).
     tasks_per_node: int = 1
 

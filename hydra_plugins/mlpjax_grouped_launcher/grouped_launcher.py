@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class GroupedLauncher(Launcher):
-    def __init__(self, backend: str = "local", **params: Any) -> None:
+    def __init__(self, backend: str = "local", dry_run: bool = False, **params: Any) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"hydra.launcher.backend={backend!r}: must be one of {', '.join(BACKENDS)}")
-        self.backend = backend
+        self.backend, self.dry_run = backend, bool(dry_run)
         self.params = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in params.items()}
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -69,6 +69,9 @@ class GroupedLauncher(Launcher):
                 f"\t#{j.num} : {' '.join(filter_overrides(j.overrides))}  ["
                 + (f"set {set_of[j.num] + 1}]" if j.num in set_of else "alone]")
             )
+        if self.dry_run:
+            print("\n".join(sweep.dry_run_lines(sets, jobs)), flush=True)
+            sys.exit(0)
         # A job whose settings do not validate runs alone: its task reports why, as under the basic launcher.
         returns = {j.num: self._run(j, self.task_function) for j in jobs if j.task is None}
         if self.backend == "local":

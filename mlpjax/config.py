@@ -58,7 +58,7 @@ class TrainConfig:
     analyze: bool = False  # after training: the minima (landscape.endpoints.analyze_group) into summary.json
     polish: int = 0  # after SGD: up to N steps of full-batch L-BFGS (landscape.polish)
     polish_tol: float = 1e-3  # the polish stops at |∇C| <= polish_tol
-    objective: str = "validation_accuracy"  # what a job returns to a sweeper: the mean of this over its networks
+    objective: str = "validation_cost"  # what a job returns to a sweeper: the mean of this over its networks
 
 
 @dataclasses.dataclass
@@ -206,7 +206,12 @@ def after_sgd(cfg: DictConfig) -> dict:
 
 
 # How a sweeper should read each objective (hydra.sweeper.direction for Optuna and the like).
-OBJECTIVE_DIRECTION = {"validation_accuracy": "maximize", "train_accuracy": "maximize", "validation_cost": "minimize", "train_cost": "minimize"}
+OBJECTIVE_DIRECTION = {
+    "validation_accuracy": "maximize",
+    "train_accuracy": "maximize",
+    "validation_cost": "minimize",
+    "train_cost": "minimize",
+}
 
 
 # A run's identity: the settings a checkpoint must share to be resumed. `train.epochs` is left

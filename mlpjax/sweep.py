@@ -204,7 +204,9 @@ def dry_run_lines(sets: list[list[Job]], jobs: list[Job]) -> list[str]:
     if alone:
         lines.append(f"alone (settings that do not validate; each job says why when it runs): {_nums(alone)}")
     n_todo = sum(len(pending(s)) for s in sets)
-    lines.append(f"dry run: {len(jobs)} jobs, {len(sets)} set(s), {n_todo} job(s) to train; nothing trained (no time estimate without training)")
+    lines.append(
+        f"dry run: {len(jobs)} jobs, {len(sets)} set(s), {n_todo} job(s) to train; nothing trained (no time estimate without training)"
+    )
     return lines
 
 

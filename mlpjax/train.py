@@ -451,6 +451,16 @@ def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, ou
         if not multirun:
             sys.exit(1)
     value = objective(summary, cfg.train.objective)
+    direction = str(OmegaConf.select(hc, "sweeper.direction", default="") or "").lower()
+    wanted = config.OBJECTIVE_DIRECTION[cfg.train.objective]
+    if _sweeper_reads_objective(hc) and direction in ("minimize", "maximize") and direction != wanted:
+        print(
+            f"error: train.objective={cfg.train.objective} is to be {wanted}d, and hydra.sweeper.direction={direction}: "
+            f"set hydra.sweeper.direction={wanted} (or another train.objective)",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(2)
     if value is None and _sweeper_reads_objective(hc):
         print(
             f"error: train.objective={cfg.train.objective} is not in this job's summary (it needs data.validation > 0, a held-out "

@@ -42,15 +42,19 @@ def test_a_bad_value_inside_a_sweep_is_still_one_line(override):
 
 def test_an_optuna_search_of_the_learning_rate_through_the_grouped_launcher(train_cli_here, tmp_path):
     d = tmp_path / "optuna"
-    argv = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize", "optim.lr=interval(0.05,3.0)"]
+    # Optuna minimizes by default, as the default objective (validation cost) wants.
+    argv = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "optim.lr=interval(0.05,3.0)"]
     r = train_cli_here(*argv, "data.validation=2000", *SMALL, f"hydra.sweep.dir={d}")
     assert r.returncode == 0, r.stderr
     best = yaml.safe_load((d / "optimization_results.yaml").read_text())
-    assert 0.05 <= best["best_params"]["optim.lr"] <= 3.0 and 0.1 < best["best_value"] <= 1.0
+    assert 0.05 <= best["best_params"]["optim.lr"] <= 3.0 and 0.0 < best["best_value"] < 1.0
     assert "set 1/1" in r.stdout  # the trials went through the grouped launcher
     # Without a validation split the default objective does not exist: one line, exit code 2.
     r = train_cli_here(*argv, *SMALL, f"hydra.sweep.dir={tmp_path / 'none'}")
-    assert r.returncode == 2 and "train.objective=validation_accuracy is not in this job's summary" in r.stderr, r.stderr
+    assert r.returncode == 2 and "train.objective=validation_cost is not in this job's summary" in r.stderr, r.stderr
+    # A direction against the objective's would return the worst trial as the best: one line, exit code 2.
+    r = train_cli_here(*argv, "hydra.sweeper.direction=maximize", "data.validation=2000", *SMALL, f"hydra.sweep.dir={tmp_path / 'w'}")
+    assert r.returncode == 2 and "set hydra.sweeper.direction=minimize" in r.stderr, r.stderr
 
 
 def test_a_dry_run_prints_the_sets_and_trains_nothing(train_cli_here, tmp_path):

@@ -23,6 +23,7 @@ Mistakes end in one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -56,10 +57,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dense-max", type=int, default=16_000, help="largest P for the dense Hessian; above it Lanczos (default 16,000)")
     p.add_argument("--out", help="where to write critical.json and the rest (default RUN/critical)")
     args = p.parse_args(argv)
-    for name, low in (("examples", 1), ("tol", 0), ("budget", 0), ("dense_max", 0)):
+    for name, ok, allowed in (
+        ("examples", lambda v: v >= 1, "at least 1"),
+        ("tol", lambda v: 0 < v < np.inf, "> 0"),
+        ("budget", lambda v: 0 < v < np.inf, "> 0"),
+        ("dense_max", lambda v: v >= 0, "at least 0"),
+    ):
         v = getattr(args, name)
-        if v is not None and (not np.isfinite(v) or v <= low if name in ("tol", "budget") else v < low):
-            raise RunError(f"--{name.replace('_', '-')} {v}: must be {'> ' if name in ('tol', 'budget') else 'at least '}{low}")
+        if v is not None and not ok(v):
+            raise RunError(f"--{name.replace('_', '-')} {v}: must be {allowed}")
     return args
 
 
@@ -79,10 +85,6 @@ def networks_of(args) -> list[rundir.Run]:
     if not chosen:
         raise RunError("no network to analyze (every one diverged?)")
     return chosen
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 def configuration(run: rundir.Run) -> str:
@@ -125,7 +127,14 @@ def run(argv: list[str]) -> dict:
         problem = critical.Problem(sizes, r.activation, r.cost, r.l2)
         print(f"  {g + 1}/{len(chosen)} {r.dir} #{r.network} (seed {r.model_info.get('seed')}): searching on {n:,} examples", flush=True)
         e = verdict.analyze(
-            problem, critical.flatten(r.params), x_NxD, y_NxK, tol=args.tol, budget=args.budget, dense_max=args.dense_max, log=_say
+            problem,
+            critical.flatten(r.params),
+            x_NxD,
+            y_NxK,
+            tol=args.tol,
+            budget=args.budget,
+            dense_max=args.dense_max,
+            log=functools.partial(print, flush=True),
         )
         path, spec = e.pop("path"), e.pop("spectrum")
         before, after = (

@@ -412,10 +412,18 @@ def run_task(cfg: DictConfig, work: Callable[[DictConfig, str], dict]) -> float 
     job's `train.objective` for a sweeper (`objective`), None when the job failed."""
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
+    with _holding(out_dir):
+        return _run_locked(cfg, work, hc, out_dir)
+
+
+@contextlib.contextmanager
+def _holding(directory: str):
+    """`lock.hold(directory)`; another process holding it (or, inside, a set's checkpoint) ends this one:
+    one line, exit code 2, nothing written (a sweep: the same sweep run twice)."""
     try:
-        with lock.hold(out_dir):
-            return _run_locked(cfg, work, hc, out_dir)
-    except lock.DirInUse as e:  # another process writes here (a sweep: the same sweep, twice): stop, write nothing
+        with lock.hold(directory):
+            yield
+    except lock.DirInUse as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 
@@ -451,24 +459,19 @@ def _run_locked(cfg: DictConfig, work: Callable[[DictConfig, str], dict], hc, ou
         if not multirun:
             sys.exit(1)
     value = objective(summary, cfg.train.objective)
-    direction = str(OmegaConf.select(hc, "sweeper.direction", default="") or "").lower()
-    wanted = config.OBJECTIVE_DIRECTION[cfg.train.objective]
-    if _sweeper_reads_objective(hc) and direction in ("minimize", "maximize") and direction != wanted:
-        print(
-            f"error: train.objective={cfg.train.objective} is to be {wanted}d, and hydra.sweeper.direction={direction}: "
-            f"set hydra.sweeper.direction={wanted} (or another train.objective)",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(2)
-    if value is None and _sweeper_reads_objective(hc):
-        print(
-            f"error: train.objective={cfg.train.objective} is not in this job's summary (it needs data.validation > 0, a held-out "
-            "split); hold one out, e.g. data.validation=10000, or use train.objective=train_cost",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(2)
+    if _sweeper_reads_objective(hc):
+        key, direction = cfg.train.objective, str(OmegaConf.select(hc, "sweeper.direction", default="") or "").lower()
+        wanted, problem = config.OBJECTIVE_DIRECTION[key], None
+        if direction in ("minimize", "maximize") and direction != wanted:  # the worst trial would come back as the best
+            problem = f"train.objective={key} is to be {wanted}d, and hydra.sweeper.direction={direction}: set hydra.sweeper.direction={wanted} (or another train.objective)"
+        elif value is None:
+            problem = (
+                f"train.objective={key} is not in this job's summary (it needs data.validation > 0, a held-out split); "
+                "hold one out, e.g. data.validation=10000, or use train.objective=train_cost"
+            )
+        if problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            sys.exit(2)
     return value
 
 
@@ -494,13 +497,8 @@ def main() -> None:
     if run_dir is None:
         _hydra_main()
         return
-    # Held before Hydra writes .hydra/ into it, so a second process changes nothing there.
-    try:
-        with lock.hold(run_dir):
-            _hydra_main()
-    except lock.DirInUse as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    with _holding(run_dir):  # before Hydra writes .hydra/ into it, so a second process changes nothing there
+        _hydra_main()
 
 
 if __name__ == "__main__":

@@ -231,7 +231,8 @@ def _second_order(grad_norm: float, spec: dict, explained: int, lambda_max: floa
     lam_abs_min = float(abs_sorted[min(explained, abs_sorted.size - 1)])
     entry_error = eig.size * float(spec.get("asymmetry") or 0.0) * abs(lambda_max)
     eps = epsilon(lambda_max, lam_abs_min, grad_norm, entry_error)
-    out = {"epsilon": eps}
+    # About how far the exact critical point is (inf where the spectrum is singular past the explained zeros).
+    out = {"epsilon": eps, "newton_distance": grad_norm / lam_abs_min if lam_abs_min > 0 else math.inf}
     if spec["complete"]:
         negative, zero = int(np.sum(eig < -eps)), int(np.sum(np.abs(eig) <= eps))
         out |= {"negative": negative, "zero": zero, "index": negative}
@@ -272,13 +273,6 @@ def _second_order(grad_norm: float, spec: dict, explained: int, lambda_max: floa
     }
 
 
-def _newton_distance(grad_norm: float, eig, explained: int) -> float:
-    """‖∇f‖ / the smallest |λ| beyond the `explained` zeros: about how far the exact critical point is (inf if singular)."""
-    abs_sorted = np.sort(np.abs(np.asarray(eig)))
-    lam = float(abs_sorted[min(explained, abs_sorted.size - 1)])
-    return grad_norm / lam if lam > 0 else math.inf
-
-
 def analyze(
     problem: Problem, theta0_P, x_NxD, y_NxK, tol: float = 1e-10, budget: float = 300.0, dense_max: int = 16_000, **find_kw
 ) -> dict:
@@ -292,7 +286,6 @@ def analyze(
             f"    ‖∇f‖ {path.grad_norm_S[-1]:.3g} after {path.seconds:.0f} s; the spectrum ({'dense' if P <= dense_max else 'Lanczos'}, P = {P:,})"
         )
     params = unravel(problem, path.theta_P)
-    grad_norm = float(path.grad_norm_S[-1])
     with jax.enable_x64(True):
         prog = _programs(problem)
         x64, y64 = jnp.asarray(x_NxD, jnp.float64), jnp.asarray(y_NxK, jnp.float64)
@@ -325,7 +318,7 @@ def analyze(
         "spectrum_asymmetry": spec.get("asymmetry") if spec else None,
         "lanczos_residual_min": spec["residual_min"] if spec and not spec["complete"] else None,
         "spectrum_seconds": {k: spec[k] for k in ("hessian_seconds", "eigen_seconds", "lanczos_seconds") if k in spec} if spec else None,
-        "newton_distance": _newton_distance(grad_norm, spec["eigenvalues"], sym["explained"]) if spec else None,
+        "newton_distance": v.get("newton_distance"),
         "flat_ratio": flat_ratio,
         "symmetries": sym,
         "escape": escape,

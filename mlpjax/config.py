@@ -45,6 +45,7 @@ class DataConfig:
     idx_dir: Optional[str] = None  # folder with the four IDX files; None: tfds download
     data_dir: str = "~/tensorflow_datasets"  # where tfds keeps the prepared dataset
     validation: int = 0  # the last N training images, held out from training
+    train_images: int = 0  # train on the first N of the rest; 0: all of them
 
 
 @dataclasses.dataclass
@@ -151,6 +152,7 @@ CHECKS: dict[str, Callable[[Any], Optional[str]]] = {
     "data.idx_dir": _check_idx_dir,
     "data.data_dir": _check_str,
     "data.validation": _int_at_least(0),
+    "data.train_images": _int_at_least(0),
     "train.epochs": _int_at_least(1),
     "train.seeds": _int_at_least(1),
     "train.shuffle": _choice(SHUFFLES),
@@ -236,8 +238,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def run_identity(cfg: DictConfig) -> dict:
     """The settings that make two runs the same run: flat `{"model.hidden": [16, 16], …}`."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    if flat.get("model.l2") == 0:
-        del flat["model.l2"]  # λ = 0 is the cost runs had before model.l2 existed: their checkpoints and summaries still match
+    # λ = 0 and all training images are what runs did before these keys existed: their checkpoints and summaries still match.
+    for key in ("model.l2", "data.train_images"):
+        if flat.get(key) == 0:
+            del flat[key]
     return {k: v for k, v in flat.items() if k not in NOT_RUN_IDENTITY}
 
 
@@ -249,6 +253,17 @@ def validation(cfg: DictConfig, n_images: int) -> int:
             f"data.validation={n!r}: must be an integer in 0..{n_images - 1} (training images held out; there are {n_images})"
         )
     return int(n)
+
+
+def train_images(cfg: DictConfig, n_images: int, validation: int) -> int:
+    """The number of training images SGD sees: the first `data.train_images` of those not held out (0: all)."""
+    n, available = cfg.data.train_images, n_images - validation
+    if n > available:
+        raise ConfigError(
+            f"data.train_images={n!r}: must be an integer in 0..{available} (0: all; {n_images} training images, "
+            f"{validation} held out for validation)"
+        )
+    return int(n or available)
 
 
 def batch_size(cfg: DictConfig, n_train: int) -> int:

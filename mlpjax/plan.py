@@ -41,6 +41,7 @@ class Plan:
     max_group: int  # most networks in one compiled program; 0: as many as memory allows
     checkpoint_every: int  # epochs between checkpoints
     validation: int  # the last N training images, held out
+    n_train: int  # SGD's images: the first n_train of the training split
     post: dict  # config.after_sgd: the polish (most L-BFGS steps, 0: none; its tolerance) and the analysis
     identity: dict  # config.run_identity: what a checkpoint or summary must match to be this run's
 
@@ -66,7 +67,7 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
     """The plan of a validated config, for `n_images` training images of `n_inputs` pixels
     (of which the last `data.validation` are held out)."""
     validation = config.validation(cfg, n_images)
-    n_train = n_images - validation
+    n_train = config.train_images(cfg, n_images, validation)
     seeds = [cfg.seed + i for i in range(cfg.train.seeds)]
     order_seed = lambda s: cfg.seed if cfg.train.shuffle == "shared" else s
     spec = fit.Spec(
@@ -89,6 +90,7 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
         max_group=cfg.train.max_group,
         checkpoint_every=cfg.train.checkpoint_every,
         validation=validation,
+        n_train=n_train,
         post=config.after_sgd(cfg),
         identity=config.run_identity(cfg),
     )

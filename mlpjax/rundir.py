@@ -154,21 +154,22 @@ def load_data(run: Run):
     """MNIST for `run`: from the run's data.idx_dir (its `${oc.env:…}` resolved now) where that folder
     exists here, else from $MNIST_IDX_DIR (a run made on another machine); prepared under its
     data.data_dir. The training split is the images the run trained on (its `validation` last ones held out)."""
-    mnist, n = _mnist_of(run)
+    mnist, n, _ = _mnist_of(run)
     return dataclasses.replace(mnist, x_train_NxD=mnist.x_train_NxD[:n], labels_train_N=mnist.labels_train_N[:n])
 
 
 def load_splits(run: Run) -> dict:
     """`{"train": (x_NxD, labels_N), "validation": … (absent without one), "test": …}`, as the run split MNIST."""
-    mnist, n = _mnist_of(run)
+    mnist, n, held_out = _mnist_of(run)
     out = {"train": (mnist.x_train_NxD[:n], mnist.labels_train_N[:n])}
-    if n < mnist.x_train_NxD.shape[0]:
-        out["validation"] = (mnist.x_train_NxD[n:], mnist.labels_train_N[n:])
+    if held_out < mnist.x_train_NxD.shape[0]:
+        out["validation"] = (mnist.x_train_NxD[held_out:], mnist.labels_train_N[held_out:])
     return out | {"test": (mnist.x_test_NxD, mnist.labels_test_N)}
 
 
 def _mnist_of(run: Run):
-    """All of MNIST as `load_data` finds it for `run`, and the number of training images the run trained on."""
+    """All of MNIST as `load_data` finds it for `run`, the number of training images the run trained on
+    (the first ones), and the index where its validation images begin (the number of images when none)."""
     from mlpjax import data
 
     recorded = run.setting("data.idx_dir")
@@ -179,7 +180,8 @@ def _mnist_of(run: Run):
         mnist = data.load_mnist(idx_dir, data_dir)
     except data.DataError as e:
         raise RunError(str(e)) from None
-    return mnist, mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
+    held_out = mnist.x_train_NxD.shape[0] - int(run.summary.get("validation") or 0)
+    return mnist, int(run.summary.get("train_images") or held_out), held_out
 
 
 def init_params_of(run: Run) -> model.Params:

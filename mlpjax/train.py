@@ -72,10 +72,12 @@ def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identi
     into its own `out_dirs[j]/metrics.jsonl`, the whole state into `ckpt_dir` under `identity`."""
     # --- data and plan: the config is resolved once; from here on only the plan is read.
     plan = merge(plans, identity)
-    arrays = DeviceData.of(mnist, plan.validation)
+    arrays = DeviceData.of(mnist, plan.validation, plan.n_train)
     programs = chunks(plan, arrays.nbytes)
     print(header(plan, programs))
-    print(f"data: {mnist.source}" + (f"; the last {plan.validation:,} training images held out for validation" if plan.validation else ""))
+    held_out = f"; the last {plan.validation:,} training images held out for validation" if plan.validation else ""
+    subset = f"; SGD on the first {plan.n_train:,}" if plan.n_train < mnist.x_train_NxD.shape[0] - plan.validation else ""
+    print(f"data: {mnist.source}{held_out}{subset}")
 
     # --- state: fresh networks, or the last checkpoint of this same run.
     groups, start_epoch = init_or_resume(plan, programs, ckpt_dir)
@@ -174,19 +176,19 @@ class Split(NamedTuple):
 
 
 class DeviceData(NamedTuple):
-    """MNIST on the device, where it stays: `train`, `validation` (the last N training images,
-    None when N = 0) and `test`."""
+    """MNIST on the device, where it stays: `train` (the first `n_train` training images),
+    `validation` (the last N, None when N = 0) and `test`."""
 
     train: Split
     validation: Split | None
     test: Split
 
     @classmethod
-    def of(cls, mnist: data.Mnist, validation: int) -> DeviceData:
+    def of(cls, mnist: data.Mnist, validation: int, n_train: int) -> DeviceData:
         n = mnist.x_train_NxD.shape[0] - validation
         x_NxD, labels_N = mnist.x_train_NxD, mnist.labels_train_N
         held_out = Split.of(x_NxD[n:], labels_N[n:]) if validation else None
-        return cls(Split.of(x_NxD[:n], labels_N[:n]), held_out, Split.of(mnist.x_test_NxD, mnist.labels_test_N))
+        return cls(Split.of(x_NxD[:n_train], labels_N[:n_train]), held_out, Split.of(mnist.x_test_NxD, mnist.labels_test_N))
 
     @property
     def nbytes(self) -> int:
@@ -304,6 +306,7 @@ def summarize(plan: Plan, history: list[dict], start_epoch: int) -> dict:
         "epochs": plan.epochs,
         "epochs_run": last["epoch"],
         "validation": plan.validation,
+        "train_images": plan.n_train,
         "networks": len(plan.networks),
         "epoch_seconds": round(statistics.median(timed), 4),
         "resumed_from_epoch": start_epoch or None,

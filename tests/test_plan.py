@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlpjax import cli, config, fit, plan
+from mlpjax import cli, config, fit, plan, train
 
 
 def compose_cfg(*overrides):
@@ -33,8 +33,21 @@ def test_full_batch_and_too_large_a_batch():
         plan.make_plan(compose_cfg("data.batch_size=1001"), 784, 1000)
 
 
+def test_train_images_takes_the_first_images_not_held_out():
+    p = plan.make_plan(compose_cfg("data.validation=100", "data.train_images=300", "data.batch_size=full"), 784, 1000)
+    assert (p.n_train, p.validation, p.spec.batch_size) == (300, 100, 300)
+    assert plan.make_plan(compose_cfg("data.validation=100"), 784, 1000).n_train == 900  # 0: all of them
+    with pytest.raises(config.ConfigError, match=r"data.train_images=901: must be an integer in 0..900 \(0: all; 1000 training images, 100 held out"):
+        plan.make_plan(compose_cfg("data.validation=100", "data.train_images=901"), 784, 1000)
+    mnist = type("M", (), {"x_train_NxD": np.arange(10.0)[:, None], "labels_train_N": np.arange(10), "x_test_NxD": np.zeros((2, 1)), "labels_test_N": np.zeros(2, int)})
+    arrays = train.DeviceData.of(mnist, validation=3, n_train=4)
+    assert np.asarray(arrays.train.x_NxD)[:, 0].tolist() == [0, 1, 2, 3] and np.asarray(arrays.validation.x_NxD)[:, 0].tolist() == [7, 8, 9]
+
+
 def test_identity_leaves_out_only_what_does_not_change_the_networks():
     a = config.run_identity(compose_cfg())
+    assert a == config.run_identity(compose_cfg("data.train_images=0", "model.l2=0"))  # the defaults: runs from before these keys match
+    assert a != config.run_identity(compose_cfg("data.train_images=5"))
     assert a == config.run_identity(compose_cfg("train.epochs=3", "train.checkpoint_every=2", "train.analyze=true", "data.data_dir=/x"))
     for other in ("seed=1", "optim.lr=0.5", "model.hidden=[32]", "train.max_group=2", "train.shuffle=per_model"):
         assert config.run_identity(compose_cfg(other)) != a, other

@@ -37,6 +37,24 @@ def test_steihaug_step_is_newtons_inside_the_region_and_follows_negative_curvatu
 
 
 @pytest.mark.parametrize(
+    "sizes, activation, cost_name",
+    [((7, 3, 4, 5), "sigmoid", "quadratic"), ((7, 5), "sigmoid", "quadratic"), ((7, 3, 5), "relu", "cross_entropy"), ((6, 2, 3, 2, 4), "relu", "quadratic")],
+)
+def test_the_hessian_from_first_layer_blocks_is_the_one_from_hessian_vector_products(sizes, activation, cost_name):
+    rng = np.random.default_rng(1)
+    P = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
+    with jax.enable_x64(True):
+        problem = critical.Problem(sizes, activation, cost_name, 1e-3)
+        theta = jnp.asarray(rng.normal(size=P))
+        x, y = jnp.asarray(rng.uniform(size=(53, sizes[0]))), jax.nn.one_hot(rng.integers(0, sizes[-1], 53), sizes[-1])
+        prog = critical._programs(problem)
+        H = prog["hessian"](theta, x, y, 1e-3, chunk=20)  # 53 examples in chunks of 20: a short last chunk too
+        reference = np.asarray(prog["hessian_by_hvps"](theta, x, y, 1e-3, 8))
+    assert H.shape == (P, P)
+    np.testing.assert_allclose(H, reference, rtol=0, atol=1e-13 * np.abs(reference).max())  # float64 rounding: ~1e-16 seen
+
+
+@pytest.mark.parametrize(
     "f,expected,index",
     [
         (lambda z: z[0] ** 2 + 3 * z[1] ** 2 + 0.5 * z[2] ** 2 + 2 * z[3] ** 2 + z[0] ** 4 + z[1] * z[3], "minimum", 0),

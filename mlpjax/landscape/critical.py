@@ -120,16 +120,17 @@ def _programs(problem: Problem):
     def hvp_jit(theta_P, v_P, x_NxD, y_NxK, l2):
         return hvp(theta_P, v_P, x_NxD, y_NxK, l2)
 
-    @functools.partial(jax.jit, static_argnames="chunk")
-    def hessian(theta_P, x_NxD, y_NxK, l2, chunk):
-        P = theta_P.shape[0]
-        column = lambda i: hvp(theta_P, jax.nn.one_hot(i, P, dtype=theta_P.dtype), x_NxD, y_NxK, l2)
-        return jax.lax.map(column, jnp.arange(P), batch_size=chunk)  # chunk columns at once: memory chunk·N·units
-
     @functools.partial(jax.jit, static_argnames="steps")
     def lanczos(theta_P, v0_P, x_NxD, y_NxK, l2, steps):
         """`steps` Lanczos steps (`curvature.lanczos_steps`, float64): a_S, b_S."""
         return curvature.lanczos_steps(lambda v: hvp(theta_P, v, x_NxD, y_NxK, l2), v0_P, steps)
+
+    @functools.partial(jax.jit, static_argnames="chunk")
+    def hessian_by_hvps(theta_P, x_NxD, y_NxK, l2, chunk):
+        """H_PxP as P Hessian-vector products, `chunk` at a time (the reference `hessian` is tested against)."""
+        P = theta_P.shape[0]
+        column = lambda i: hvp(theta_P, jax.nn.one_hot(i, P, dtype=theta_P.dtype), x_NxD, y_NxK, l2)
+        return jax.lax.map(column, jnp.arange(P), batch_size=chunk)  # chunk columns at once: memory chunk·N·units
 
     return dict(
         unravel=unravel,
@@ -138,9 +139,62 @@ def _programs(problem: Problem):
         newton=newton,
         value_grad=value_grad,
         hvp=hvp_jit,
-        hessian=hessian,
+        hessian=functools.partial(_hessian, problem),
+        hessian_by_hvps=hessian_by_hvps,
         lanczos=lanczos,
     )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _hessian_sum_NxU(problem: Problem, theta_P, x_NxD, y_NxK):
+    """Σ over the examples of the blocks of `_hessian`, for one chunk of examples: (first-first
+    H1x(D+1)xH1x(D+1), first-rest H1x(D+1)xR, rest-rest RxR), unscaled."""
+    D, H1 = problem.sizes[0], problem.sizes[1]
+    W1 = theta_P[: H1 * D].reshape(H1, D)
+    b1, rest_R = theta_P[H1 * D : H1 * (D + 1)], theta_P[H1 * (D + 1) :]
+    _, unravel_rest = ravel_pytree([(np.zeros((o, i)), np.zeros(o)) for i, o in zip(problem.sizes[1:-1], problem.sizes[2:])])
+    output = cost_lib.OUTPUT_FOR_COST[problem.cost]
+
+    def loss(u_U, y_K):  # one example's cost as a function of its first-layer input z1 and the other layers
+        z_H, rest = u_U[:H1], unravel_rest(u_U[H1:])
+        if not rest:  # no hidden layer: z1 is the output layer's input
+            return cost_lib.PER_EXAMPLE[problem.cost](model.OUTPUTS[output](z_H), y_K)
+        a_H = model.ACTIVATIONS[problem.activation](z_H)
+        return cost_lib.PER_EXAMPLE[problem.cost](model.forward(rest, a_H[None], problem.activation, output)[0], y_K)
+
+    z_NxH = x_NxD @ W1.T + b1
+    G_NxUxU = jax.vmap(jax.hessian(loss))(jnp.concatenate([z_NxH, jnp.broadcast_to(rest_R, (z_NxH.shape[0], rest_R.shape[0]))], 1), y_NxK)
+    xt_NxA = jnp.concatenate([x_NxD, jnp.ones_like(x_NxD[:, :1])], 1)  # z1 = [W1 | b1] [x; 1]
+    Ghh_NxHxH, Ghr_NxHxR = G_NxUxU[:, :H1, :H1], G_NxUxU[:, :H1, H1:]
+    first = jnp.einsum("na,nhkb->hakb", xt_NxA, Ghh_NxHxH[..., None] * xt_NxA[:, None, None, :])
+    return first, jnp.einsum("na,nhr->har", xt_NxA, Ghr_NxHxR), G_NxUxU[:, H1:, H1:].sum(0)
+
+
+def _hessian(problem: Problem, theta_P, x_NxD, y_NxK, l2, chunk: int = 250) -> np.ndarray:
+    """The Hessian H_PxP of f at `theta_P` (float64, NumPy), from each example's Hessian in the first
+    layer's pre-activations z1 and the other layers' parameters (U = H1 + R numbers, R = P − H1(D+1)).
+
+    Since z1 = W1 x + b1 is linear in (W1, b1), ∂²ℓ/∂W1[h,a]∂W1[k,b] = ∂²ℓ/∂z1_h∂z1_k · x_a x_b exactly, and
+    likewise for the other blocks: H needs N small (U x U) Hessians and three sums over the examples,
+    about D·H1 times fewer operations than P Hessian-vector products (784-16-16-10 on 2,000 examples:
+    seconds instead of minutes). Examples are summed `chunk` at a time (memory chunk·H1²·(D+1))."""
+    D, H1 = problem.sizes[0], problem.sizes[1]
+    A, N = D + 1, x_NxD.shape[0]
+    sums = [_hessian_sum_NxU(problem, theta_P, x_NxD[i : i + chunk], y_NxK[i : i + chunk]) for i in range(0, N, chunk)]
+    first, cross, rest = (np.asarray(sum(s[k] for s in sums)) for k in range(3))
+    R = rest.shape[0]
+    H = np.empty((H1 * A + R, H1 * A + R))
+    H[: H1 * A, : H1 * A] = first.reshape(H1 * A, H1 * A)
+    H[: H1 * A, H1 * A :] = cross.reshape(H1 * A, R)
+    H[H1 * A :, : H1 * A] = H[: H1 * A, H1 * A :].T
+    H[H1 * A :, H1 * A :] = rest
+    # From the order [W1 | b1] row by row to ravel_pytree's: W1 (row-major), then b1, then the rest.
+    order = np.concatenate([(np.arange(H1)[:, None] * A + np.arange(D)).ravel(), np.arange(H1) * A + D, H1 * A + np.arange(R)])
+    H = H[np.ix_(order, order)]
+    H /= N
+    H[np.diag_indices_from(H)] += float(l2)
+    return H
+
 
 
 def _steihaug(H, g_P, radius, tol, max_iters):

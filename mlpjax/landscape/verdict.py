@@ -72,8 +72,8 @@ DEFINITIONS = {
 
 
 def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, lanczos_steps: int = 300, seed: int = 0) -> dict:
-    """The Hessian's spectrum at `theta_P`, float64: every eigenvalue where P ≤ `dense_max` (symmetrized
-    dense Hessian from HVPs, `numpy.linalg.eigvalsh`), else the Ritz values of `lanczos_steps` Lanczos steps.
+    """The Hessian's spectrum at `theta_P`, float64: every eigenvalue where P ≤ `dense_max` (the dense
+    Hessian from per-example blocks, `critical._hessian`, symmetrized; `numpy.linalg.eigvalsh`), else the Ritz values of `lanczos_steps` Lanczos steps.
 
     Returns `{"method", "eigenvalues" (ascending), "lambda_min", "lambda_max", "residual_min"
     (Lanczos: ‖H u − θ u‖ of the smallest Ritz pair; an eigenvalue lies within it), "asymmetry"
@@ -86,7 +86,7 @@ def spectrum(problem: Problem, theta_P, x_NxD, y_NxK, dense_max: int = 16_000, l
         theta_P, l2 = jnp.asarray(theta_P, jnp.float64), jnp.float64(problem.l2)
         if P <= dense_max:
             t0 = time.perf_counter()
-            H_PxP = np.asarray(prog["hessian"](theta_P, x_NxD, y_NxK, l2, min(64, P)))
+            H_PxP = prog["hessian"](theta_P, x_NxD, y_NxK, l2)
             t1 = time.perf_counter()
             eig = np.linalg.eigvalsh(0.5 * (H_PxP + H_PxP.T))
             scale = max(abs(eig[0]), abs(eig[-1]), 1e-300)

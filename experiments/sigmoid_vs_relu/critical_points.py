@@ -47,9 +47,7 @@ def choose_l2(best: dict, max_drop: float) -> tuple[float, list[dict]]:
             drop = 100 * (best[(act, init, hidden, 0.0)] - best[(act, init, hidden, l2)])
             rows.append({"activation": act, "init": init, "hidden": hidden, "l2": l2, "val_acc_l2_0": best[(act, init, hidden, 0.0)], "val_acc": best[(act, init, hidden, l2)], "drop_points": round(drop, 3)})
     ok = [l2 for l2 in lambdas if l2 > 0 and all(r["drop_points"] <= max_drop for r in rows if r["l2"] == l2)]
-    if not ok:
-        sys.exit(f"error: no λ > 0 of {lambdas} keeps validation accuracy within {max_drop} points of λ = 0 in every arm: {rows}")
-    return max(ok), rows
+    return (max(ok) if ok else None), rows
 
 
 def networks_at(sweep: table.Sweep, row: dict, root: str) -> list[tuple[str, list[int]]]:
@@ -68,11 +66,15 @@ def main(argv=None) -> int:
     p.add_argument("out")
     p.add_argument("--budget", type=float, default=60.0, help="seconds of search per network (critical --budget)")
     p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy points λ may cost (default 1.0)")
+    p.add_argument("--l2", type=float, help="use this λ whatever the rule gives (selection.json records both)")
     p.add_argument("--sizes", default="4,8,16", help="the hidden widths to run, in this order (each [w,w])")
     args = p.parse_args(argv)
     jobs = [report_jobs.read_job(d, args.sweep) for d in report_jobs.find_jobs(args.sweep)]
     sweep = table.aggregate(jobs)
-    l2, drops = choose_l2(arms(sweep), args.max_drop)
+    by_rule, drops = choose_l2(arms(sweep), args.max_drop)
+    if by_rule is None and args.l2 is None:
+        sys.exit(f"error: no λ > 0 keeps validation accuracy within {args.max_drop} points of λ = 0 in every arm ({drops}); name one with --l2")
+    l2 = by_rule if args.l2 is None else args.l2
     chosen = [
         r for r in table.selected(sweep)
         if float(r.get("model.l2", 0)) == l2 and r.get("model.init") == OWN_INIT[r["activation"]]
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     selection = {
         "rule": f"largest λ with best validation accuracy within {args.max_drop} points of λ = 0 in every arm",
+        "l2_by_rule": by_rule,
         "l2": l2,
         "drops": drops,
         "configurations": [

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         "l2": l2,
         "drops": drops,
         "configurations": [
-            {"activation": r["activation"], "init": r["model.init"], "hidden": str(r["hidden"]), "batch_size": r["batch_size"],
+            {"activation": r["activation"], "init": r["model.init"], "hidden": list(r["hidden"]), "batch_size": r["batch_size"],
              "learning_rate": r["learning_rate"], "val_acc_mean": r["val_acc_mean"], "seeds": len(r["_nets"])}
             for r in chosen
         ],
@@ -94,8 +94,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "selection.json"), "w") as f:
         json.dump(selection, f, indent=1)
     print(f"λ = {l2:g}; {len(chosen)} configurations: " + "; ".join(f"{c['activation']} {c['hidden']} batch {c['batch_size']} η {c['learning_rate']:g}" for c in selection["configurations"]), flush=True)
-    order = {f"[{w}, {w}]": k for k, w in enumerate(args.sizes.split(","))}
-    for r in sorted((r for r in chosen if str(r["hidden"]) in order), key=lambda r: (order[str(r["hidden"])], r["activation"] == "sigmoid")):
+    order = {(int(w), int(w)): k for k, w in enumerate(args.sizes.split(","))}
+    for r in sorted((r for r in chosen if tuple(r["hidden"]) in order), key=lambda r: (order[tuple(r["hidden"])], r["activation"] == "sigmoid")):
         name = f"{r['activation']}_{'-'.join(str(h) for h in r['hidden'])}"
         out = os.path.join(args.out, name)
         if os.path.exists(os.path.join(out, "critical.json")):

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 
+from mlpjax import model
 from mlpjax.report import jobs as report_jobs
 from mlpjax.report import table
 
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sweep")
     p.add_argument("out")
-    p.add_argument("--budget", type=float, default=60.0, help="seconds of search per network (critical --budget)")
+    p.add_argument("--budget", default="sigmoid=60,relu=20", help="seconds of search per network by activation (critical --budget)")
+    p.add_argument("--part-size", type=int, default=5, help="networks per critical command where P > 10,000 (each part a folder: partial results survive a stop)")
     p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy points λ may cost (default 1.0)")
     p.add_argument("--l2", type=float, help="use this λ whatever the rule gives (selection.json records both)")
     p.add_argument("--sizes", default="4,8,16", help="the hidden widths to run, in this order (each [w,w])")
@@ -95,16 +97,23 @@ def main(argv=None) -> int:
         json.dump(selection, f, indent=1)
     print(f"λ = {l2:g}; {len(chosen)} configurations: " + "; ".join(f"{c['activation']} {c['hidden']} batch {c['batch_size']} η {c['learning_rate']:g}" for c in selection["configurations"]), flush=True)
     order = {(int(w), int(w)): k for k, w in enumerate(args.sizes.split(","))}
-    for r in sorted((r for r in chosen if tuple(r["hidden"]) in order), key=lambda r: (order[tuple(r["hidden"])], r["activation"] == "sigmoid")):
+    budget = dict(kv.split("=") for kv in args.budget.split(","))
+    # The expensive ones last: ReLU's searches stop at their budget, and the largest sigmoid networks' spectra take minutes each.
+    cost = lambda r: (tuple(r["hidden"]) == max(order), order[tuple(r["hidden"])], r["activation"] == "sigmoid")
+    for r in sorted((r for r in chosen if tuple(r["hidden"]) in order), key=cost):
         name = f"{r['activation']}_{'-'.join(str(h) for h in r['hidden'])}"
-        out = os.path.join(args.out, name)
-        if os.path.exists(os.path.join(out, "critical.json")):
-            print(f"{name}: critical.json there already", flush=True)
-            continue
         for job_dir, nets in networks_at(sweep, r, args.sweep):  # one job per configuration in this sweep
-            cmd = [sys.executable, "-m", "mlpjax.landscape", "critical", job_dir, "--networks", ",".join(map(str, nets)), "--budget", str(args.budget), "--out", out]
-            print(f"{name}: {' '.join(cmd[1:])}", flush=True)
-            subprocess.run(cmd, check=True)
+            P = model.count_for_sizes([784, *r["hidden"], 10])
+            size = args.part_size if P > 10_000 else len(nets)
+            for k in range(0, len(nets), size):
+                out = os.path.join(args.out, name, f"part{k // size}") if size < len(nets) else os.path.join(args.out, name)
+                if os.path.exists(os.path.join(out, "critical.json")):
+                    print(f"{out}: critical.json there already", flush=True)
+                    continue
+                part = ",".join(map(str, nets[k : k + size]))
+                cmd = [sys.executable, "-m", "mlpjax.landscape", "critical", job_dir, "--networks", part, "--budget", budget[r["activation"]], "--out", out]
+                print(f"{name}: {' '.join(cmd[1:])}", flush=True)
+                subprocess.run(cmd, check=True)
     return 0
 
 

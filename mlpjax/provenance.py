@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.metadata
 import os
 import platform
@@ -22,7 +24,13 @@ def _git(*args: str, cwd: str) -> str | None:
 
 
 def record(repo_dir: str) -> dict:
-    """A JSON-able description of this process's software, hardware and command line."""
+    """A JSON-able description of this process's software, hardware and command line, as it was when
+    first asked (once per process: a sweep's jobs share it; two git commands cost 10 ms a job)."""
+    return copy.deepcopy(_record(repo_dir))
+
+
+@functools.cache
+def _record(repo_dir: str) -> dict:
     versions = {}
     for name in PACKAGES:
         try:

@@ -95,12 +95,15 @@ def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identi
         ev = epoch_metrics(plan, programs, groups, step_metrics, arrays)
         # The first epoch of a process includes compilation; epoch_seconds leaves it out.
         record = {"epoch": epoch, "epoch_seconds": round(seconds, 4), "compiled": epoch == start_epoch + 1}
+        stop = bool(ev["diverged"].all())
+        saving = epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop
         for j, (path, history) in enumerate(zip(metrics_paths, histories)):
             history.append(record | {k: v[first[j] : first[j + 1]].tolist() for k, v in ev.items()})
-            append_line(path, history[-1])  # on disk before the checkpoint that vouches for it
+            # On disk (fsync) before the checkpoint that vouches for it; lines after the last checkpoint
+            # are cut back on resume (metrics_up_to), so only a checkpoint's epoch needs the fsync.
+            append_line(path, history[-1], sync=saving)
         print(progress_line(epoch, plan.epochs, ev, seconds), flush=True)
-        stop = bool(ev["diverged"].all())
-        if epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop:
+        if saving:
             checkpoint.save_state(ckpt_dir, epoch, groups, plan.identity)
         if stop:
             print(f"every network has diverged: stopping after epoch {epoch} of {plan.epochs}", flush=True)
@@ -278,12 +281,13 @@ def epoch_metrics(
     return out
 
 
-def append_line(path: str, record: dict) -> None:
-    """Append one JSON line to the file `path` and force it to disk."""
+def append_line(path: str, record: dict, sync: bool = True) -> None:
+    """Append one JSON line to the file `path`; with `sync`, force the file to disk."""
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def stack_networks(plan: Plan, programs: list[Program], params_per_program: list[model.Params]) -> model.Params:

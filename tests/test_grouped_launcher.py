@@ -77,13 +77,41 @@ def test_a_job_the_sweeper_validated_is_not_composed_again():
     loader, master = grouped_launcher._ComposedOnce(HydraLoader()), OmegaConf.create({})
     validated = loader.load_sweep_config(master, ["seed=1"])  # the sweeper's check of the batch
     launched = loader.load_sweep_config(master, ["seed=1"])  # the launcher's
-    assert composed == [["seed=1"]] and launched == validated and launched is not validated
+    assert composed == [["seed=1"]] and launched is validated  # the sweeper drops what it validated
     loader.load_sweep_config(master, ["seed=1"])  # handed over once: composed again
     loader.load_sweep_config(OmegaConf.create({}), ["seed=1"])  # another sweep's master config
     assert len(composed) == 3
     loader.forget()
     loader.load_sweep_config(master, ["seed=1"])
     assert len(composed) == 4 and loader.get_sources() == ["sources"]
+
+
+def test_a_config_derived_from_a_composed_one_is_the_one_hydra_composes(tmp_path):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    config.register()
+    sweeps = [
+        ["seed=0", "optim.lr=0.1"],
+        ["seed=1", "optim.lr=0.3"],  # derived from the first
+        ["seed=2", "optim.lr=[0.1,1]", "model.hidden=[32]"],
+        ["seed=3", "optim.lr=[0.2,1]", "model.hidden=[8,8]"],  # derived from the third
+        ["+experiment=sigmoid_vs_relu", "model.l2=1e-3"],
+        ["+experiment=sigmoid_vs_relu", "model.l2=0"],  # a group override: derived only from its own kind
+        ["seed=5", "optim.lr=0.3", "data.batch_size=full"],
+    ]
+    with initialize_config_dir(config_dir=config.CONF_DIR, version_base="1.3"):
+        hydra_loader = GlobalHydra.instance().config_loader()
+        master = hydra_loader.load_configuration("config", [f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
+        loader = grouped_launcher._ComposedOnce(hydra_loader)
+        for overrides in sweeps:
+            derived = loader.load_sweep_config(master, overrides)
+            loader.forget()
+            assert OmegaConf.to_yaml(derived) == OmegaConf.to_yaml(hydra_loader.load_sweep_config(master, overrides)), overrides
+        assert len(loader._templates) == 4  # composed by Hydra: the first of each kind
+        with pytest.raises(Exception, match="seed"):  # a value the schema refuses: Hydra's own error
+            loader.load_sweep_config(master, ["seed=abc", "optim.lr=0.1"])
 
 
 def test_order_layout_equals_one_order_per_network(train_env):

@@ -1,7 +1,8 @@
-"""The package's shape: no import cycle among mlpjax's modules, and no module far past 500 lines."""
+"""The package's shape: no import cycle among mlpjax's modules, no module far past 500 lines, no machine path in experiments/."""
 
 import ast
 import os
+import re
 
 import pytest
 
@@ -62,3 +63,16 @@ def test_the_import_graph_has_no_cycle():
 def test_no_module_is_far_past_500_lines():
     long = {name: n for name, path in _modules().items() if (n := sum(1 for _ in open(path))) > 520}
     assert not long, long
+
+
+def test_committed_experiments_hold_no_machine_path():
+    """Results are redrawn on other machines: no absolute path of this one in experiments/ (issue 20)."""
+    root = os.path.join(REPO, "experiments")
+    pattern = re.compile(rb"/(tmp|home|root|work|Users)/")
+    found = []
+    for d, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(d, name), "rb") as f:
+                if pattern.search(f.read()):
+                    found.append(os.path.relpath(os.path.join(d, name), REPO))
+    assert not found, f"machine paths in {found[:5]} ({len(found)} files); experiments/*/collect.py writes them relative"

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Everything in experiments/sigmoid_vs_relu/, from nothing, in one command (measured wall time: README.md):
+# The experiment from nothing (wall times on the 2-core machine: README.md):
 #   MNIST_IDX_DIR=../shared/data/mnist bash experiments/sigmoid_vs_relu/reproduce.sh [WORK_DIR]
-# WORK_DIR (default multirun/sigmoid_vs_relu_reproduce) keeps the full sweeps, parameters included.
+# 1. the sweep (48 jobs, 5,760 networks); 2. λ and each activation's (batch, η) per layer size taken from the
+# sweep's report by critical_points.py, every seed through `landscape critical`; 3. the small files copied
+# here without machine paths, and the report rebuilt from them.
+# WORK_DIR (default multirun/sigmoid_vs_relu_reproduce) keeps the full runs, parameters included.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK="${1:-multirun/sigmoid_vs_relu_reproduce}"
 make setup
 PY=.venv/bin/python
-$PY -m mlpjax.train -m +experiment=sigmoid_vs_relu hydra/launcher=joblib_cpu hydra.sweep.dir="$WORK/sweep"
-$PY -m mlpjax.train -m +experiment=series_net_best hydra/launcher=joblib_cpu hydra.sweep.dir="$WORK/series_net_best"
-# A wider net at each activation's chosen (batch, η), for the geometry across widths (parameters not committed).
-$PY -m mlpjax.train +experiment=sigmoid_vs_relu model.activation=sigmoid 'model.hidden=[64,64]' data.batch_size=10 'optim.lr=[1]' train.analyze=false hydra.run.dir="$WORK/width/sigmoid"
-$PY -m mlpjax.train +experiment=sigmoid_vs_relu model.activation=relu 'model.hidden=[64,64]' data.batch_size=10 'optim.lr=[0.1]' train.analyze=false hydra.run.dir="$WORK/width/relu"
-$PY -m mlpjax.walk --out experiments/sigmoid_vs_relu/walk
+$PY -m mlpjax.train -m +experiment=sigmoid_vs_relu hydra.sweep.dir="$WORK/sweep"
+# --l2 1e-3: the λ used (the validation rule gives none: README.md, "λ").
+$PY experiments/sigmoid_vs_relu/critical_points.py "$WORK/sweep" "$WORK/critical" --l2 1e-3
 $PY experiments/sigmoid_vs_relu/collect.py "$WORK"

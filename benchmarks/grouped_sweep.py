@@ -60,7 +60,16 @@ def run_one_job(args, run_dir: str) -> dict:
     """The sweep's networks as one job: its wall time, and the train costs in the sweep's job order."""
     lrs = args.lrs.split(",")
     # per_model: network s trains on seed s's data order, as job s of the sweep does (its shared order is its own seed's).
-    cmd = [sys.executable, "-m", "mlpjax.train", f"train.seeds={args.seeds}", f"optim.lr=[{args.lrs}]", "train.shuffle=per_model", *common(args), f"hydra.run.dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlpjax.train",
+        f"train.seeds={args.seeds}",
+        f"optim.lr=[{args.lrs}]",
+        "train.shuffle=per_model",
+        *common(args),
+        f"hydra.run.dir={run_dir}",
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -89,7 +98,9 @@ def table(args, jobs: int, runs: dict, load: tuple[float, float]) -> str:
     ]
     for name, r in runs.items():
         label = f"`hydra/launcher={name}`" if name != "one job" else f"one job of the {jobs} networks"
-        lines.append(f"| {label} | {jobs if name != 'one job' else 1} | {r['seconds']:.1f} s | {r['seconds'] / jobs:.3f} s | {r['seconds'] / one['seconds']:.2f}× |")
+        lines.append(
+            f"| {label} | {jobs if name != 'one job' else 1} | {r['seconds']:.1f} s | {r['seconds'] / jobs:.3f} s | {r['seconds'] / one['seconds']:.2f}× |"
+        )
     g = runs["grouped"]["seconds"]
     lines += [
         "",

@@ -38,7 +38,12 @@ def test_steihaug_step_is_newtons_inside_the_region_and_follows_negative_curvatu
 
 @pytest.mark.parametrize(
     "sizes, activation, cost_name",
-    [((7, 3, 4, 5), "sigmoid", "quadratic"), ((7, 5), "sigmoid", "quadratic"), ((7, 3, 5), "relu", "cross_entropy"), ((6, 2, 3, 2, 4), "relu", "quadratic")],
+    [
+        ((7, 3, 4, 5), "sigmoid", "quadratic"),
+        ((7, 5), "sigmoid", "quadratic"),
+        ((7, 3, 5), "relu", "cross_entropy"),
+        ((6, 2, 3, 2, 4), "relu", "quadratic"),
+    ],
 )
 def test_the_hessian_from_first_layer_blocks_is_the_one_from_hessian_vector_products(sizes, activation, cost_name):
     rng = np.random.default_rng(1)

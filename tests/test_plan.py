@@ -37,9 +37,20 @@ def test_train_images_takes_the_first_images_not_held_out():
     p = plan.make_plan(compose_cfg("data.validation=100", "data.train_images=300", "data.batch_size=full"), 784, 1000)
     assert (p.n_train, p.validation, p.spec.batch_size) == (300, 100, 300)
     assert plan.make_plan(compose_cfg("data.validation=100"), 784, 1000).n_train == 900  # 0: all of them
-    with pytest.raises(config.ConfigError, match=r"data.train_images=901: must be an integer in 0..900 \(0: all; 1000 training images, 100 held out"):
+    with pytest.raises(
+        config.ConfigError, match=r"data.train_images=901: must be an integer in 0..900 \(0: all; 1000 training images, 100 held out"
+    ):
         plan.make_plan(compose_cfg("data.validation=100", "data.train_images=901"), 784, 1000)
-    mnist = type("M", (), {"x_train_NxD": np.arange(10.0)[:, None], "labels_train_N": np.arange(10), "x_test_NxD": np.zeros((2, 1)), "labels_test_N": np.zeros(2, int)})
+    mnist = type(
+        "M",
+        (),
+        {
+            "x_train_NxD": np.arange(10.0)[:, None],
+            "labels_train_N": np.arange(10),
+            "x_test_NxD": np.zeros((2, 1)),
+            "labels_test_N": np.zeros(2, int),
+        },
+    )
     arrays = train.DeviceData.of(mnist, validation=3, n_train=4)
     assert np.asarray(arrays.train.x_NxD)[:, 0].tolist() == [0, 1, 2, 3] and np.asarray(arrays.validation.x_NxD)[:, 0].tolist() == [7, 8, 9]
 

@@ -23,7 +23,15 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 JOB_FILES = ("summary.json", ".hydra/config.yaml", ".hydra/overrides.yaml")
-CRITICAL_FILES = ("selection.json", "*/critical.json", "*/critical.png", "*/spectra.npz", "*/part*/critical.json", "*/part*/critical.png", "*/part*/spectra.npz")
+CRITICAL_FILES = (
+    "selection.json",
+    "*/critical.json",
+    "*/critical.png",
+    "*/spectra.npz",
+    "*/part*/critical.json",
+    "*/part*/critical.png",
+    "*/part*/spectra.npz",
+)
 
 
 def relative(obj, roots: list[str]):

@@ -46,7 +46,17 @@ def choose_l2(best: dict, max_drop: float) -> tuple[float, list[dict]]:
     for act, init, hidden, l2 in sorted(best):
         if l2 > 0 and (act, init, hidden, 0.0) in best:
             drop = 100 * (best[(act, init, hidden, 0.0)] - best[(act, init, hidden, l2)])
-            rows.append({"activation": act, "init": init, "hidden": hidden, "l2": l2, "val_acc_l2_0": best[(act, init, hidden, 0.0)], "val_acc": best[(act, init, hidden, l2)], "drop_points": round(drop, 3)})
+            rows.append(
+                {
+                    "activation": act,
+                    "init": init,
+                    "hidden": hidden,
+                    "l2": l2,
+                    "val_acc_l2_0": best[(act, init, hidden, 0.0)],
+                    "val_acc": best[(act, init, hidden, l2)],
+                    "drop_points": round(drop, 3),
+                }
+            )
     ok = [l2 for l2 in lambdas if l2 > 0 and all(r["drop_points"] <= max_drop for r in rows if r["l2"] == l2)]
     return (max(ok) if ok else None), rows
 
@@ -57,7 +67,9 @@ def networks_at(sweep: table.Sweep, row: dict, root: str) -> list[tuple[str, lis
     for name in dict.fromkeys(n["job"] for n in row["_nets"]):
         with open(os.path.join(root, name, "summary.json")) as f:
             models = json.load(f)["models"]
-        out.append((os.path.join(root, name), [i for i, m in enumerate(models) if float(m["learning_rate"]) == float(row["learning_rate"])]))
+        out.append(
+            (os.path.join(root, name), [i for i, m in enumerate(models) if float(m["learning_rate"]) == float(row["learning_rate"])])
+        )
     return out
 
 
@@ -66,7 +78,12 @@ def main(argv=None) -> int:
     p.add_argument("sweep")
     p.add_argument("out")
     p.add_argument("--budget", default="sigmoid=60,relu=20", help="seconds of search per network by activation (critical --budget)")
-    p.add_argument("--part-size", type=int, default=5, help="networks per critical command where P > 10,000 (each part a folder: partial results survive a stop)")
+    p.add_argument(
+        "--part-size",
+        type=int,
+        default=5,
+        help="networks per critical command where P > 10,000 (each part a folder: partial results survive a stop)",
+    )
     p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy points λ may cost (default 1.0)")
     p.add_argument("--l2", type=float, help="use this λ whatever the rule gives (selection.json records both)")
     p.add_argument("--sizes", default="4,8,16", help="the hidden widths to run, in this order (each [w,w])")
@@ -75,12 +92,11 @@ def main(argv=None) -> int:
     sweep = table.aggregate(jobs)
     by_rule, drops = choose_l2(arms(sweep), args.max_drop)
     if by_rule is None and args.l2 is None:
-        sys.exit(f"error: no λ > 0 keeps validation accuracy within {args.max_drop} points of λ = 0 in every arm ({drops}); name one with --l2")
+        sys.exit(
+            f"error: no λ > 0 keeps validation accuracy within {args.max_drop} points of λ = 0 in every arm ({drops}); name one with --l2"
+        )
     l2 = by_rule if args.l2 is None else args.l2
-    chosen = [
-        r for r in table.selected(sweep)
-        if float(r.get("model.l2", 0)) == l2 and r.get("model.init") == OWN_INIT[r["activation"]]
-    ]
+    chosen = [r for r in table.selected(sweep) if float(r.get("model.l2", 0)) == l2 and r.get("model.init") == OWN_INIT[r["activation"]]]
     os.makedirs(args.out, exist_ok=True)
     selection = {
         "rule": f"largest λ with best validation accuracy within {args.max_drop} points of λ = 0 in every arm",
@@ -88,14 +104,27 @@ def main(argv=None) -> int:
         "l2": l2,
         "drops": drops,
         "configurations": [
-            {"activation": r["activation"], "init": r["model.init"], "hidden": list(r["hidden"]), "batch_size": r["batch_size"],
-             "learning_rate": r["learning_rate"], "val_acc_mean": r["val_acc_mean"], "seeds": len(r["_nets"])}
+            {
+                "activation": r["activation"],
+                "init": r["model.init"],
+                "hidden": list(r["hidden"]),
+                "batch_size": r["batch_size"],
+                "learning_rate": r["learning_rate"],
+                "val_acc_mean": r["val_acc_mean"],
+                "seeds": len(r["_nets"]),
+            }
             for r in chosen
         ],
     }
     with open(os.path.join(args.out, "selection.json"), "w") as f:
         json.dump(selection, f, indent=1)
-    print(f"λ = {l2:g}; {len(chosen)} configurations: " + "; ".join(f"{c['activation']} {c['hidden']} batch {c['batch_size']} η {c['learning_rate']:g}" for c in selection["configurations"]), flush=True)
+    print(
+        f"λ = {l2:g}; {len(chosen)} configurations: "
+        + "; ".join(
+            f"{c['activation']} {c['hidden']} batch {c['batch_size']} η {c['learning_rate']:g}" for c in selection["configurations"]
+        ),
+        flush=True,
+    )
     order = {(int(w), int(w)): k for k, w in enumerate(args.sizes.split(","))}
     budget = dict(kv.split("=") for kv in args.budget.split(","))
     # The expensive ones last: ReLU's searches stop at their budget, and the largest sigmoid networks' spectra take minutes each.
@@ -111,7 +140,19 @@ def main(argv=None) -> int:
                     print(f"{out}: critical.json there already", flush=True)
                     continue
                 part = ",".join(map(str, nets[k : k + size]))
-                cmd = [sys.executable, "-m", "mlpjax.landscape", "critical", job_dir, "--networks", part, "--budget", budget[r["activation"]], "--out", out]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "mlpjax.landscape",
+                    "critical",
+                    job_dir,
+                    "--networks",
+                    part,
+                    "--budget",
+                    budget[r["activation"]],
+                    "--out",
+                    out,
+                ]
                 print(f"{name}: {' '.join(cmd[1:])}", flush=True)
                 subprocess.run(cmd, check=True)
     return 0

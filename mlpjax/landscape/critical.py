@@ -196,7 +196,6 @@ def _hessian(problem: Problem, theta_P, x_NxD, y_NxK, l2, chunk: int = 250) -> n
     return H
 
 
-
 def _steihaug(H, g_P, radius, tol, max_iters):
     """Steihaug–Toint CG for min_p g·p + ½ pᵀHp, ‖p‖ ≤ radius: `(p_P, iterations, negative curvature met)`.
 

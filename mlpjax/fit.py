@@ -31,7 +31,7 @@ class Spec:
     cost: str
     batch_size: int  # examples per mini-batch; the training set size for full-batch GD
     n_train: int
-    momentum: float = 0.0
+    momentum: float = 0.0  # > 0: the optimizer keeps a momentum trace; each network's own value is traced
     diverge_norm: float = 1e4  # a parameter norm above this counts as diverged
     l2: float = 0.0  # λ of the (λ/2)‖θ‖² in the cost SGD descends (`cost.network_cost`)
 
@@ -55,13 +55,14 @@ class Group(NamedTuple):
 
 
 def optimizer(momentum: float) -> optax.GradientTransformation:
-    """SGD whose learning rate lives in the optimizer state (traced, per network)."""
+    """SGD whose learning rate and momentum live in the optimizer state (traced, per network). Momentum 0:
+    no trace at all; a network with momentum 0 in a program with a trace updates by g + 0·trace = g."""
     return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=momentum or None)
 
 
-def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G: np.ndarray) -> Group:
+def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G: np.ndarray, momenta_G: np.ndarray | None = None) -> Group:
     """G fresh networks: network g starts from `init_params(key(seeds_G[g]), sizes, init)` (or `init[g]`,
-    one scheme per network) with learning rate `lrs_G[g]`."""
+    one scheme per network) with learning rate `lrs_G[g]` and momentum `momenta_G[g]` (default: `spec.momentum`)."""
     inits_G = [init] * len(seeds_G) if isinstance(init, str) else list(init)
     # Network by network, with the one program `init_params` compiles for this shape (so a network
     # rebuilt from its seed is the same bits): a draw vmapped over the group compiled again for every
@@ -70,6 +71,9 @@ def init_group(spec: Spec, init: str | Sequence[str], seeds_G: np.ndarray, lrs_G
     # device_put, not jnp.asarray: in this JAX, jnp.asarray of a NumPy array compiles a program per shape.
     params = jax.tree.map(lambda *xs: jax.device_put(np.stack(xs)), *nets)
     opt_state = jax.vmap(optimizer(spec.momentum).init)(params)
+    if spec.momentum and momenta_G is not None:
+        hyperparams = opt_state.hyperparams | {"momentum": jnp.asarray(momenta_G, jnp.float32)}
+        opt_state = opt_state._replace(hyperparams=hyperparams)
     return set_learning_rates(Group(params, opt_state, jnp.ones(len(seeds_G), bool)), lrs_G)
 
 

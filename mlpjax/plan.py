@@ -26,16 +26,17 @@ class Network:
     learning_rate: float  # η before the schedule
     init: str  # the initialization scheme (model.INITS)
     order_seed: int  # its data order of epoch e is `fit.permutations([order_seed], e, n)`
+    momentum: float = 0.0  # SGD's momentum (traced: networks with different momentum share a program)
+    schedule: str = "cosine"  # its learning rate over the epochs (fit.SCHEDULES)
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A run: networks of one shape (`spec`), trained together for `epochs` epochs."""
 
-    spec: fit.Spec  # layer sizes, activation, cost, batch size, momentum: fixes the program
+    spec: fit.Spec  # layer sizes, activation, cost, batch size, whether there is momentum: fixes the program
     networks: tuple[Network, ...]  # learning rate major, seed minor
     epochs: int
-    schedule: str  # the learning rate over the epochs (fit.SCHEDULES)
     shuffle: str  # "shared": one data order for all networks, drawn from `data_seed`; "per_model": each its own seed's
     data_seed: int  # the run's `seed`: its shared data order, and the random probes of the minima analysis
     max_group: int  # most networks in one compiled program; 0: as many as memory allows
@@ -82,9 +83,12 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
     )
     return Plan(
         spec=spec,
-        networks=tuple(Network(s, lr, cfg.model.init, order_seed(s)) for lr in config.learning_rates(cfg.optim.lr) for s in seeds),
+        networks=tuple(
+            Network(s, lr, cfg.model.init, order_seed(s), float(cfg.optim.momentum), cfg.optim.schedule)
+            for lr in config.learning_rates(cfg.optim.lr)
+            for s in seeds
+        ),
         epochs=cfg.train.epochs,
-        schedule=cfg.optim.schedule,
         shuffle=cfg.train.shuffle,
         data_seed=cfg.seed,
         max_group=cfg.train.max_group,
@@ -97,12 +101,15 @@ def make_plan(cfg: DictConfig, n_inputs: int, n_images: int) -> Plan:
 
 
 def merge(plans: list[Plan], identity: dict) -> Plan:
-    """One plan for the networks of `plans` (plans of one program: same spec, epochs, schedule, data),
+    """One plan for the networks of `plans` (plans of one program: same spec but momentum, same epochs and data),
     in their order. The post-processing fields are the first plan's and unused: each job finishes its
     own networks with its own plan (`train.finish_job`)."""
     if len(plans) == 1:
         return plans[0]
-    return dataclasses.replace(plans[0], networks=tuple(n for p in plans for n in p.networks), identity=identity)
+    networks = tuple(n for p in plans for n in p.networks)
+    # One optimizer state for all: with a momentum trace if any network has momentum (0 in it is plain SGD).
+    spec = dataclasses.replace(plans[0].spec, momentum=max(p.spec.momentum for p in plans))
+    return dataclasses.replace(plans[0], spec=spec, networks=networks, identity=identity)
 
 
 class Program(NamedTuple):

@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from mlpjax import config, data, lock, model, train
 from mlpjax.plan import make_plan
 
-# Settings each network of a set may have its own: traced values or initial parameters.
-PER_NETWORK = ("seed", "train.seeds", "optim.lr", "model.init")
+# Settings each network of a set may have its own: traced values (η, its schedule, momentum) or initial parameters.
+PER_NETWORK = ("seed", "train.seeds", "optim.lr", "model.init", "optim.momentum", "optim.schedule")
 # Settings of what each job does with its own networks after SGD.
 AFTER_SGD = config.AFTER_SGD
 
@@ -98,7 +98,7 @@ class SetRun:
         if done is not None:
             return done
         trained = self.trained()
-        return train.finish_job(trained, [j.out_dir for j in self.todo].index(out_dir), out_dir, self.t_start)
+        return train.finish_job(trained, [j.out_dir for j in self.jobs].index(out_dir), out_dir, self.t_start)
 
     def trained(self) -> train.Trained:
         """The set's networks after SGD; a failure is raised again for each job that asks."""
@@ -114,18 +114,23 @@ class SetRun:
         return self.result
 
     def _train(self) -> train.Trained:
+        """Every job's networks (the set's checkpoint is of all of them), the metrics of the pending jobs
+        only: a set that finished some of its jobs resumes from its last checkpoint and finishes the rest."""
         task = self.todo[0].task
         mnist = _mnist(task.data.idx_dir, os.path.expanduser(task.data.data_dir))
         n_images, n_inputs = mnist.x_train_NxD.shape
-        plans = [make_plan(j.task, n_inputs=n_inputs, n_images=n_images) for j in self.todo]
-        identity = set_identity(self.todo, self.sweep_dir)
+        plans = [make_plan(j.task, n_inputs=n_inputs, n_images=n_images) for j in self.jobs]
+        identity = set_identity(self.jobs, self.sweep_dir)
+        pending_dirs = {j.out_dir for j in self.todo}
+        out_dirs = [j.out_dir if j.out_dir in pending_dirs else None for j in self.jobs]
         with lock.hold(set_dir(self.sweep_dir, identity)):  # the set's checkpoint: one process at a time
-            return train.train_jobs(plans, [j.out_dir for j in self.todo], mnist, identity, set_dir(self.sweep_dir, identity))
+            return train.train_jobs(plans, out_dirs, mnist, identity, set_dir(self.sweep_dir, identity))
 
     def epochs_done(self) -> str:
         if self.result is None:
             return "failed" if self.error is not None else "complete already"
-        return f"{self.result.histories[0][-1]['epoch']}/{self.todo[0].task.train.epochs} epochs"
+        trained = next(h for h in self.result.histories if h)  # a job complete already has none
+        return f"{trained[-1]['epoch']}/{self.todo[0].task.train.epochs} epochs"
 
 
 def _work_units(jobs: list[Job]) -> float:
@@ -191,12 +196,15 @@ class Progress:
 def dry_run_lines(sets: list[list[Job]], jobs: list[Job]) -> list[str]:
     """What `hydra.launcher.dry_run=true` prints: each set (shape, batch, networks, jobs, epochs, and the
     jobs complete already), the jobs that train alone (settings that do not validate), and a total."""
-    lines = []
+    lines, keys = [], [json.loads(set_key(s[0].task)) for s in sets]
+    shown = ("model.hidden", "model.activation", "data.batch_size")
+    varied = [k for k in keys[0] if k not in shown and len({json.dumps(d.get(k)) for d in keys}) > 1] if keys else []
     for k, s in enumerate(sets):
         t, todo = s[0].task, pending(s)
-        done = [j for j in s if j not in todo]
+        done = [j for j in s if j.out_dir not in {p.out_dir for p in todo}]
+        other = "".join(f", {key} {keys[k].get(key)}" for key in varied)  # what else tells this set from the others
         lines.append(
-            f"set {k + 1} of {len(sets)}: hidden {list(t.model.hidden)} {t.model.activation}, batch {t.data.batch_size}, "
+            f"set {k + 1} of {len(sets)}: hidden {list(t.model.hidden)} {t.model.activation}, batch {t.data.batch_size}{other}, "
             f"{sum(networks(j.task) for j in todo)} networks to train in {len(todo)} of its {len(s)} jobs ({_nums(s)}), "
             f"{t.train.epochs} epochs; complete already: {_nums(done) if done else 'none'}"
         )

@@ -67,9 +67,10 @@ class Trained(NamedTuple):
     arrays: DeviceData
 
 
-def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identity: dict, ckpt_dir: str) -> Trained:
+def train_jobs(plans: list[Plan], out_dirs: list[str | None], mnist: data.Mnist, identity: dict, ckpt_dir: str) -> Trained:
     """Train the networks of `plans` (one program's: see `plan.merge`) together, each job's metrics
-    into its own `out_dirs[j]/metrics.jsonl`, the whole state into `ckpt_dir` under `identity`."""
+    into its own `out_dirs[j]/metrics.jsonl` (None: a job complete already, its files left alone), the
+    whole state into `ckpt_dir` under `identity`."""
     # --- data and plan: the config is resolved once; from here on only the plan is read.
     plan = merge(plans, identity)
     arrays = DeviceData.of(mnist, plan.validation, plan.n_train)
@@ -81,10 +82,10 @@ def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identi
 
     # --- state: fresh networks, or the last checkpoint of this same run.
     groups, start_epoch = init_or_resume(plan, programs, ckpt_dir)
-    for d in out_dirs:
+    for d in filter(None, out_dirs):
         os.makedirs(d, exist_ok=True)  # a set's later jobs get their dir from Hydra only when they finish
-    metrics_paths = [os.path.join(d, "metrics.jsonl") for d in out_dirs]
-    histories = [metrics_up_to(path, start_epoch) for path in metrics_paths]
+    metrics_paths = [d and os.path.join(d, "metrics.jsonl") for d in out_dirs]
+    histories = [metrics_up_to(path, start_epoch) if path else [] for path in metrics_paths]
     first = np.cumsum([0] + [len(p.networks) for p in plans])  # job j's networks: first[j] .. first[j+1]-1
 
     # --- the epochs
@@ -98,9 +99,10 @@ def train_jobs(plans: list[Plan], out_dirs: list[str], mnist: data.Mnist, identi
         stop = bool(ev["diverged"].all())
         saving = epoch % plan.checkpoint_every == 0 or epoch == plan.epochs or stop
         for j, (path, history) in enumerate(zip(metrics_paths, histories)):
+            if path is None:
+                continue
             history.append(record | {k: v[first[j] : first[j + 1]].tolist() for k, v in ev.items()})
-            # On disk (fsync) before the checkpoint that vouches for it; lines after the last checkpoint
-            # are cut back on resume (metrics_up_to), so only a checkpoint's epoch needs the fsync.
+            # fsync'd before the checkpoint that vouches for it; later lines are cut on resume (metrics_up_to).
             append_line(path, history[-1], sync=saving)
         print(progress_line(epoch, plan.epochs, ev, seconds), flush=True)
         if saving:
@@ -223,10 +225,9 @@ def init_groups(plan: Plan, programs: list[Program]) -> list[fit.Group]:
 
 
 def init_networks(spec: fit.Spec, networks: list[Network]) -> fit.Group:
-    """`networks` as they start, each with its own seed, scheme and learning rate."""
-    return fit.init_group(
-        spec, [n.init for n in networks], np.array([n.seed for n in networks]), np.array([n.learning_rate for n in networks])
-    )
+    """`networks` as they start, each with its own seed, scheme, learning rate and momentum."""
+    each = lambda key: np.array([getattr(n, key) for n in networks])
+    return fit.init_group(spec, [n.init for n in networks], each("seed"), each("learning_rate"), each("momentum"))
 
 
 def init_or_resume(plan: Plan, programs: list[Program], ckpt_dir: str) -> tuple[list[fit.Group], int]:
@@ -253,10 +254,10 @@ def metrics_up_to(path: str, epoch: int) -> list[dict]:
 
 def train_epoch(plan: Plan, programs: list[Program], groups: list[fit.Group], arrays: DeviceData, epoch: int):
     """One epoch of every program; returns the new groups and each program's step metrics."""
-    factor = fit.lr_factor(plan.schedule, epoch, plan.epochs)
     new_groups, step_metrics = [], []
     for p, group in zip(programs, groups):
-        group = fit.set_learning_rates(group, factor * np.array([plan.networks[i].learning_rate for i in p.index]))
+        nets = [plan.networks[i] for i in p.index]  # each its own schedule
+        group = fit.set_learning_rates(group, np.array([fit.lr_factor(n.schedule, epoch, plan.epochs) * n.learning_rate for n in nets]))
         perm_OxN = jax.device_put(fit.permutations(p.order_seeds(plan.networks), epoch, plan.spec.n_train))
         group, m = fit.train_epoch(group, arrays.train.x_NxD, arrays.train.y_NxK, perm_OxN, plan.spec)
         new_groups.append(group)

@@ -51,12 +51,12 @@ def test_jobs_sort_into_sets_of_one_program():
         job(0, "seed=1"),
         job(1, "seed=2", "optim.lr=[0.1,3]", "model.init=he", "train.seeds=2", "train.analyze=true"),
         job(2, "data.batch_size=10"),
-        job(3, "optim.momentum=0.9"),
+        job(3, "optim.momentum=0.9", "optim.schedule=constant"),  # traced per network: the same program
         job(4, "train.epochs=3"),
         job(5, "optim.lr=0.3", "train.polish=5"),
     ]
     jobs.append(sweep.Job(6, ["optim.lr=-1"], None, "/s/6", None))  # did not validate: trains alone
-    assert [[j.num for j in s] for s in sweep.group(jobs)] == [[0, 1, 5], [2], [3], [4]]
+    assert [[j.num for j in s] for s in sweep.group(jobs)] == [[0, 1, 3, 5], [2], [4]]
     assert [sweep.networks(j.task) for j in jobs[:2]] == [1, 4]
     identity = sweep.set_identity(jobs[:2], "/s")
     assert list(identity) == ["0", "1"] and identity["1"]["optim.lr"] == [0.1, 3]
@@ -226,3 +226,32 @@ def test_report_of_a_grouped_sweep_equals_the_basic_sweeps(grouped_and_basic):
             assert g.keys() == b.keys()
             for k in g:
                 assert _same(g[k], b[k]), (what, k)
+
+
+def test_momentum_and_schedule_vary_inside_one_set_as_each_job_alone(train_cli_here, tmp_path):
+    # 4 jobs (momentum 0 and 0.9 x constant and cosine η) are one set: one program, one checkpoint.
+    args = ["seed=1", "optim.lr=0.5", "optim.momentum=0,0.9", "optim.schedule=constant,cosine", "train.epochs=2"]
+    dry = sweep_dirs.sweep(train_cli_here, tmp_path / "dry", *args, "hydra.launcher.dry_run=true")
+    assert dry.returncode == 0 and "4 jobs, 1 set(s)" in dry.stdout, dry.stdout
+    g = sweep_dirs.sweep(train_cli_here, tmp_path / "grouped", *args)
+    b = sweep_dirs.sweep(train_cli_here, tmp_path / "basic", *args, "hydra/launcher=basic")
+    assert g.returncode == b.returncode == 0, g.stderr + b.stderr
+    assert len(list((tmp_path / "grouped" / ".sets").iterdir())) == 1
+    costs = {}
+    for name in ("grouped", "basic"):
+        costs[name] = [sweep_dirs.summary(j)["models"][0]["train_cost"] for j in sweep_dirs.jobs(tmp_path / name)]
+    assert len(set(costs["basic"])) == 4  # momentum and schedule each change the result
+    np.testing.assert_allclose(costs["grouped"], costs["basic"], rtol=1e-4)  # float32: other batched shapes, same networks
+
+
+def test_a_set_that_finished_some_jobs_finishes_the_others_from_its_checkpoint(train_cli_here, tmp_path):
+    args = ["seed=0,1", "optim.lr=0.5", "train.epochs=2"]
+    first = sweep_dirs.sweep(train_cli_here, tmp_path, *args)
+    assert first.returncode == 0, first.stderr
+    jobs = sweep_dirs.jobs(tmp_path)
+    before = sweep_dirs.summary(jobs[1])
+    (jobs[1] / "summary.json").unlink()  # as if the process died while finishing job 1
+    again = sweep_dirs.sweep(train_cli_here, tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from epoch 2" in again.stdout and "epoch 1/2" not in again.stdout  # nothing trained again
+    assert sweep_dirs.summary(jobs[1])["models"] == before["models"]  # the same checkpoint: the same numbers, exactly

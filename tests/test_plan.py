@@ -15,8 +15,8 @@ def test_default_plan_is_the_series_network():
     p = plan.make_plan(compose_cfg(), n_inputs=784, n_images=60_000)
     assert p.spec.sizes == (784, 16, 16, 10)
     assert (p.spec.activation, p.spec.cost, p.spec.batch_size) == ("sigmoid", "quadratic", 32)
-    assert p.networks == (plan.Network(seed=0, learning_rate=1.0, init="lecun", order_seed=0),)
-    assert (p.epochs, p.schedule, p.shuffle, p.data_seed) == (40, "cosine", "shared", 0)
+    assert p.networks == (plan.Network(seed=0, learning_rate=1.0, init="lecun", order_seed=0, momentum=0.0, schedule="cosine"),)
+    assert (p.epochs, p.shuffle, p.data_seed) == (40, "shared", 0)
 
 
 def test_networks_are_learning_rate_major_seed_minor():

@@ -50,7 +50,9 @@ def main(argv=None) -> int:
         worst = max(abs(a["train_cost"] - b["train_cost"]) / abs(b["train_cost"]) for a, b in zip(again["models"], old["models"]))
         ok = len(again["models"]) == len(old["models"]) and worst <= TRAIN_RTOL
         ok_train &= ok
-        print(f"job {job}: {len(again['models'])} networks, largest relative difference in final train cost {worst:.1e} (≤ {TRAIN_RTOL:g}): {'ok' if ok else 'FAILED'}")
+        print(
+            f"job {job}: {len(again['models'])} networks, largest relative difference in final train cost {worst:.1e} (≤ {TRAIN_RTOL:g}): {'ok' if ok else 'FAILED'}"
+        )
     run = os.path.join(sweep, "0")
     out = os.path.join(work, "critical")
     cmd = [py, "-m", "mlpjax.landscape", "critical", run, "--networks", str(point["run_network"]), "--budget", "60", "--out", out]

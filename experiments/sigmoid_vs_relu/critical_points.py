@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy points λ may cost (default 1.0)")
     p.add_argument("--l2", type=float, help="use this λ whatever the rule gives (selection.json records both)")
+    p.add_argument("--activations", default="relu,sigmoid", help="the activations to run (default both)")
     p.add_argument("--sizes", default="4,8,16", help="the hidden widths to run, in this order (each [w,w])")
     args = p.parse_args(argv)
     jobs = [report_jobs.read_job(d, args.sweep) for d in report_jobs.find_jobs(args.sweep)]
@@ -129,7 +130,8 @@ def main(argv=None) -> int:
     budget = dict(kv.split("=") for kv in args.budget.split(","))
     # The expensive ones last: ReLU's searches stop at their budget, and the largest sigmoid networks' spectra take minutes each.
     cost = lambda r: (tuple(r["hidden"]) == max(order), order[tuple(r["hidden"])], r["activation"] == "sigmoid")
-    for r in sorted((r for r in chosen if tuple(r["hidden"]) in order), key=cost):
+    wanted = [r for r in chosen if tuple(r["hidden"]) in order and r["activation"] in args.activations.split(",")]
+    for r in sorted(wanted, key=cost):
         name = f"{r['activation']}_{'-'.join(str(h) for h in r['hidden'])}"
         for job_dir, nets in networks_at(sweep, r, args.sweep):  # one job per configuration in this sweep
             P = model.count_for_sizes([784, *r["hidden"], 10])

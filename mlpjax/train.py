@@ -6,7 +6,7 @@ It writes into Hydra's output dir:
   .hydra/config.yaml  the resolved config
   metrics.jsonl       one line per epoch; per-network lists ordered like summary's `models`
   summary.json        param_count, epochs, wall_seconds, epoch_seconds, models[…], environment
-  params/             the trained parameters (orbax), leading axis G: `checkpoint.load_params`
+  params/             the trained parameters (params.npz), leading axis G: `checkpoint.load_params`
   checkpoint/         the whole training state every `train.checkpoint_every` epochs
 
 Re-running the same command into the same output dir resumes from the last checkpoint,

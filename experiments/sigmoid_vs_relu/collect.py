@@ -7,7 +7,7 @@ WORK_DIR holds `sweep/` (+experiment=sigmoid_vs_relu) and `critical/` (critical_
 this copies `summary.json`, `.hydra/config.yaml` and `.hydra/overrides.yaml` (what `python -m mlpjax.report`
 reads; `metrics.jsonl`, 21 MB for the 48 jobs, and `params/`, 155 MB, stay in WORK_DIR, so the report's
 learning curves are not drawn from the committed files). Of `critical/`: selection.json and each
-configuration's critical.json, critical.png and spectra.npz. Absolute paths are written relative to the
+configuration's critical.json, critical.png, spectra.npz and params_critical/ (the points, float64: what barriers.py reads). Absolute paths are written relative to the
 repository (`environment.command`'s interpreter as `python`); tests/test_layout.py checks none is left.
 """
 
@@ -31,6 +31,8 @@ CRITICAL_FILES = (
     "*/part*/critical.json",
     "*/part*/critical.png",
     "*/part*/spectra.npz",
+    "*/params_critical",
+    "*/part*/params_critical",
 )
 
 
@@ -51,7 +53,17 @@ def relative(obj, roots: list[str]):
 
 def copy(src: str, dst: str, roots: list[str]) -> None:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    if src.endswith(".json"):
+    if os.path.isdir(src):  # params_critical/: an orbax folder, copied whole
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        marker = os.path.join(dst, "commit_success.txt")  # orbax writes the folder's absolute path into it
+        if os.path.exists(marker):
+            with open(marker) as f:
+                text = f.read()
+            for root in roots:
+                text = text.replace(root + os.sep, "")
+            with open(marker, "w") as f:
+                f.write(text)
+    elif src.endswith(".json"):
         with open(src) as f:
             obj = relative(json.load(f), roots)
         with open(dst, "w") as f:

@@ -15,7 +15,6 @@ import orbax.checkpoint as ocp
 from mlpjax import model
 from mlpjax.quiet import quiet  # orbax logs every step of a save at INFO through absl
 
-
 PARAMS_FILE = "params.npz"  # in a params folder: W0, b0, W1, b1, … with their dtypes
 
 

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                 rows.append({"seeds": [s, t]} | r)
             with open(os.path.join(folder, "barriers.json"), "w") as f:
                 json.dump({"what": __doc__.split("\n\n")[0], "examples": N_TRAIN, "pairs": rows}, f, indent=1)
-            med = lambda k: np.median([r[k] for r in rows])
+            med = lambda k, rows=rows: np.median([r[k] for r in rows])
             print(
                 f"{name}: {len(rows)} pairs; median barrier straight {med('straight_unaligned'):.3g} (unaligned), "
                 f"{med('straight_aligned'):.3g} (aligned, {med('straight_aligned_rel_unaligned'):.2f} of unaligned); "

@@ -88,7 +88,7 @@ def main() -> int:
     for path in sorted(glob.glob(os.path.join(HERE, "critical", "*", "barriers.json"))):
         with open(path) as f:
             rows = json.load(f)["pairs"]
-        ms = lambda k: (
+        ms = lambda k, rows=rows: (
             f"{np.mean([r[k] for r in rows]):.3g} ± {np.std([r[k] for r in rows], ddof=1):.2g}" if len(rows) > 1 else f"{rows[0][k]:.3g}"
         )
         diff = paired_difference(

@@ -258,6 +258,7 @@ def test_the_command_finds_minima_that_an_independent_computation_confirms(train
     assert critical_cli.main([str(run), "--networks", "all", "--examples", "300", "--out", str(out)]) == 0
     result = json.loads((out / "critical.json").read_text())
     assert [e["seed"] for e in result["networks"]] == [0, 1] and result["definitions"]["minimum"]
+    assert result["environment"]["git_commit"] and "git_dirty" in result["environment"]  # what made it
     minima = [e for e in result["networks"] if e["verdict"] == "minimum"]
     assert minima and sum(result["counts"].values()) == 2
     assert (out / "critical.png").stat().st_size > 1000 and "verdicts: minimum" in capsys.readouterr().out

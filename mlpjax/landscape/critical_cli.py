@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import checkpoint, cli, config, model, outputs, rundir
+from mlpjax import checkpoint, cli, config, model, outputs, provenance, rundir
 from mlpjax import cost as cost_lib
 from mlpjax.landscape import critical, geometry, verdict
 from mlpjax.rundir import RunError
@@ -186,6 +186,7 @@ def run(argv: list[str]) -> dict:
         "networks": entries,
         "distinct_minima": distinct,
         "seconds": round(time.time() - t_all, 1),
+        "environment": provenance.record(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
     }
     for e, p in zip(entries, paths):
         keep = np.unique(np.geomspace(1, p.grad_norm_S.size, min(400, p.grad_norm_S.size)).astype(int) - 1)

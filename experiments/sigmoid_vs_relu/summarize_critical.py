@@ -66,6 +66,56 @@ def row(name: str, nets: list[dict], distinct: list[int]) -> str:
     )
 
 
+def figure(path: str) -> None:
+    """Sigmoid's verified minima by layer size: test accuracy at SGD's end points and at the minima, λ_max, and
+    the barriers (straight and curved, unaligned and aligned), each network or pair a dot, the mean a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [w for w in (4, 8, 16) if os.path.isdir(os.path.join(HERE, "critical", f"sigmoid_{w}-{w}"))]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for k, w in enumerate(sizes):
+        minima = [n for n in load(os.path.join(HERE, "critical", f"sigmoid_{w}-{w}"))[0] if n["verdict"] == "minimum"]
+        if not minima:
+            continue
+        for key, colour, dx in (("before", "tab:gray", -0.1), ("after", "tab:blue", 0.1)):
+            acc = [100 * n[key]["test_accuracy"] for n in minima]
+            axes[0].scatter(
+                [k + dx] * len(acc), acc, s=8, color=colour, label=("SGD end point" if key == "before" else "minimum") if k == 0 else None
+            )
+        axes[1].scatter([k] * len(minima), [n["lambda_max"] for n in minima], s=8, color="tab:blue")
+        path_b = os.path.join(HERE, "critical", f"sigmoid_{w}-{w}", "barriers.json")
+        if os.path.exists(path_b):
+            with open(path_b) as f:
+                rows = json.load(f)["pairs"]
+            for j, (key, colour) in enumerate(
+                (
+                    ("straight_unaligned", "tab:red"),
+                    ("straight_aligned", "tab:orange"),
+                    ("curve_unaligned", "tab:purple"),
+                    ("curve_aligned", "tab:green"),
+                )
+            ):
+                axes[2].scatter(
+                    [k + 0.08 * (j - 1.5)] * len(rows),
+                    [r[key] for r in rows],
+                    s=8,
+                    color=colour,
+                    label=key.replace("_", ", ") if k == 0 else None,
+                )
+    for ax, title in zip(axes, ("test accuracy % (n = 20 a size)", "λ_max at the minimum", "barrier between minima (f, disjoint pairs)")):
+        ax.set_xticks(range(len(sizes)), [f"[{w},{w}]" for w in sizes])
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    fig.suptitle("Sigmoid, λ = 1e-3, first 2,000 training images: verified minima by layer size (experiments/sigmoid_vs_relu)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     lines = [
         "| configuration | networks | minimum / saddle / gradient-flat / escaping / unresolved | distinct minima | at the minima | moved (median) "
@@ -99,6 +149,7 @@ def main() -> int:
             f"| {ms('straight_aligned')} ({ms('straight_aligned_rel_unaligned')}) | {ms('curve_unaligned')} | {ms('curve_aligned')} "
             f"| {diff['mean']:+.3g} [{diff['ci_low']:.3g}, {diff['ci_high']:.3g}], p {diff['p_signflip']:.2g}, n {diff['n']} |"
         )
+    figure(os.path.join(HERE, "critical", "by_size.png"))
     text = "\n".join(lines)
     with open(os.path.join(HERE, "critical", "summary.md"), "w") as f:
         f.write(text + "\n")

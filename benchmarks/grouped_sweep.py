@@ -31,6 +31,16 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def timed(cmd: list[str], what: str) -> float:
+    """Wall seconds of `cmd` run in the repository; a failure ends the benchmark with its last line of stderr."""
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"error: {what} failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+    return seconds
+
+
 def run_sweep(launcher: str, overrides: list[str], sweep_dir: str) -> dict:
     """Run the sweep under `launcher`; its wall time, and each job's train costs by job number."""
     cmd = [
@@ -42,11 +52,7 @@ def run_sweep(launcher: str, overrides: list[str], sweep_dir: str) -> dict:
         *overrides,
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"error: the {launcher} sweep failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+    seconds = timed(cmd, f"the {launcher} sweep")
     costs = {}
     for name in os.listdir(sweep_dir):
         path = os.path.join(sweep_dir, name, "summary.json")
@@ -70,11 +76,7 @@ def run_one_job(args, run_dir: str) -> dict:
         *common(args),
         f"hydra.run.dir={run_dir}",
     ]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"error: the one job failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+    seconds = timed(cmd, "the one job")
     with open(os.path.join(run_dir, "summary.json")) as f:
         models = json.load(f)["models"]  # learning rate major, seed minor; the sweep's jobs: seed major (seed=…,optim.lr=…)
     by = {(m["seed"], float(m["learning_rate"])): m["train_cost"] for m in models}
@@ -134,9 +136,7 @@ def main(argv=None) -> int:
         load_before = os.getloadavg()[0]
         runs = {name: run_sweep(name, overrides, os.path.join(out, name)) for name in ("basic", "grouped") if name not in args.skip}
         runs["one job"] = run_one_job(args, os.path.join(out, "one_job"))
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mlpjax.report", os.path.join(out, "grouped")], cwd=REPO, capture_output=True, check=True)
-        report_seconds = time.perf_counter() - t0
+        report_seconds = timed([sys.executable, "-m", "mlpjax.report", os.path.join(out, "grouped")], "the report")
         print(table(args, jobs, runs, (load_before, os.getloadavg()[0])))
         print(f"- `python -m mlpjax.report` over the grouped sweep's {jobs} jobs, process start to report.md: {report_seconds:.1f} s")
     return 0

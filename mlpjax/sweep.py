@@ -201,7 +201,8 @@ def dry_run_lines(sets: list[list[Job]], jobs: list[Job]) -> list[str]:
     varied = [k for k in keys[0] if k not in shown and len({json.dumps(d.get(k)) for d in keys}) > 1] if keys else []
     for k, s in enumerate(sets):
         t, todo = s[0].task, pending(s)
-        done = [j for j in s if j.out_dir not in {p.out_dir for p in todo}]
+        todo_dirs = {p.out_dir for p in todo}
+        done = [j for j in s if j.out_dir not in todo_dirs]
         other = "".join(f", {key} {keys[k].get(key)}" for key in varied)  # what else tells this set from the others
         lines.append(
             f"set {k + 1} of {len(sets)}: hidden {list(t.model.hidden)} {t.model.activation}, batch {t.data.batch_size}{other}, "

@@ -24,6 +24,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from summarize_critical import critical_files  # this folder: a script's own folder is on sys.path
 
 from mlpjax import checkpoint, cost, data
 from mlpjax.landscape import geometry, paths
@@ -35,7 +36,7 @@ N_TRAIN, TS = 2000, np.linspace(0.0, 1.0, 41)
 def points(folder: str) -> list[tuple[dict, list]]:
     """(the critical.json entry, its parameters) of every network of a configuration, parts merged, by seed."""
     out = []
-    for path in sorted(glob.glob(os.path.join(folder, "critical.json")) + glob.glob(os.path.join(folder, "part*", "critical.json"))):
+    for path in critical_files(folder):
         with open(path) as f:
             nets = json.load(f)["networks"]
         with jax.enable_x64(True):

@@ -25,10 +25,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VERDICTS = ("minimum", "saddle", "gradient-flat", "escaping", "unresolved")
 
 
+def critical_files(folder: str) -> list[str]:
+    """A configuration's critical.json files: its own, or one per part (the [16,16] ones ran in parts of 5)."""
+    return sorted(glob.glob(os.path.join(folder, "critical.json")) + glob.glob(os.path.join(folder, "part*", "critical.json")))
+
+
 def load(folder: str) -> tuple[list[dict], list[int]]:
     """The networks of a configuration's critical.json files, and the distinct minima each file counted."""
     nets, distinct = [], []
-    for path in sorted(glob.glob(os.path.join(folder, "critical.json")) + glob.glob(os.path.join(folder, "part*", "critical.json"))):
+    for path in critical_files(folder):
         with open(path) as f:
             d = json.load(f)
         nets += d["networks"]

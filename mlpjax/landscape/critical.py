@@ -125,13 +125,6 @@ def _programs(problem: Problem):
         """`steps` Lanczos steps (`curvature.lanczos_steps`, float64): a_S, b_S."""
         return curvature.lanczos_steps(lambda v: hvp(theta_P, v, x_NxD, y_NxK, l2), v0_P, steps)
 
-    @functools.partial(jax.jit, static_argnames="chunk")
-    def hessian_by_hvps(theta_P, x_NxD, y_NxK, l2, chunk):
-        """H_PxP as P Hessian-vector products, `chunk` at a time (the reference `hessian` is tested against)."""
-        P = theta_P.shape[0]
-        column = lambda i: hvp(theta_P, jax.nn.one_hot(i, P, dtype=theta_P.dtype), x_NxD, y_NxK, l2)
-        return jax.lax.map(column, jnp.arange(P), batch_size=chunk)  # chunk columns at once: memory chunk·N·units
-
     return dict(
         unravel=unravel,
         lbfgs=lbfgs,
@@ -140,7 +133,6 @@ def _programs(problem: Problem):
         value_grad=value_grad,
         hvp=hvp_jit,
         hessian=functools.partial(_hessian, problem),
-        hessian_by_hvps=hessian_by_hvps,
         lanczos=lanczos,
     )
 
